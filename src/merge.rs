@@ -1,0 +1,388 @@
+//! The lineage-ordered merge of shard readers.
+//!
+//! Ready shards are read concurrently; each may run at most `read_ahead` pages ahead of the
+//! consumer, so a slow consumer applies backpressure and memory stays bounded. Pages are handed
+//! out in the order they arrive, so no shard starves and no live shard waits on an idle one.
+//! A shard's children start only once the consumer has asked for the next page after the
+//! parent's final page: that is, after every record of the parent was delivered.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt, StreamFuture};
+use futures::{FutureExt, Stream};
+use tokio::time::{Instant, Sleep};
+
+use crate::checkpoint::ShardPosition;
+use crate::discovery::{list_all, list_children};
+use crate::error::{Error, ErrorKind, Result};
+use crate::lineage::{Lineage, ShardInfo, ShardState};
+use crate::shard::{Context, Page, PageEnd, ShardReader, ShardStart, read_shard};
+
+/// How often the whole shard list is read again, to catch anything a targeted look-up missed.
+const FULL_LISTING_EVERY: Duration = Duration::from_secs(60);
+/// First delay before asking again for the children of a finished shard that has none listed.
+const CHILDREN_RETRY_MIN: Duration = Duration::from_millis(250);
+const CHILDREN_RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Where shards start, decided once from the builder's start position or checkpoint.
+#[derive(Debug)]
+pub(crate) struct StartPolicy {
+    /// Shard positions from the checkpoint being resumed (empty for a fresh start).
+    pub(crate) resumed: imbl::HashMap<Arc<str>, ShardPosition>,
+    /// Fresh start at `LATEST`: the start instant, whole epoch seconds.
+    pub(crate) latest_since: Option<i64>,
+}
+
+/// What the merge hands the consumer.
+#[derive(Debug)]
+pub(crate) enum Update {
+    Page(Page),
+    /// Positions to record without delivering records: `None` forgets a shard.
+    Positions(Vec<(Arc<str>, Option<ShardPosition>)>),
+}
+
+enum Discovered {
+    Full(Vec<ShardInfo>),
+    Children(Arc<str>, Vec<ShardInfo>),
+}
+
+pub(crate) struct Merge {
+    ctx: Arc<Context>,
+    policy: StartPolicy,
+    lineage: Lineage,
+    readers: FuturesUnordered<StreamFuture<ShardReader>>,
+    parked: HashMap<Arc<str>, ShardReader>,
+    buffered: HashMap<Arc<str>, usize>,
+    read_ahead: usize,
+    ready: VecDeque<Page>,
+    updates: VecDeque<Update>,
+    /// The shard whose final page was handed out last: finished on the next poll.
+    delivered_end: Option<Arc<str>>,
+    /// The shards open when a fresh `LATEST` start listed them.
+    initial_open: HashSet<Arc<str>>,
+    /// Finished shards with no children listed yet, and how often they were asked for.
+    awaiting: HashMap<Arc<str>, u32>,
+    discovery: Option<BoxFuture<'static, Result<Discovered>>>,
+    timer: Pin<Box<Sleep>>,
+    next_full: Instant,
+    next_children: Instant,
+    listed_once: bool,
+    done: bool,
+}
+
+impl Merge {
+    pub(crate) fn new(ctx: Arc<Context>, policy: StartPolicy, read_ahead: usize) -> Self {
+        let now = Instant::now();
+        Self {
+            ctx,
+            policy,
+            lineage: Lineage::default(),
+            readers: FuturesUnordered::new(),
+            parked: HashMap::new(),
+            buffered: HashMap::new(),
+            read_ahead: read_ahead.max(1),
+            ready: VecDeque::new(),
+            updates: VecDeque::new(),
+            delivered_end: None,
+            initial_open: HashSet::new(),
+            awaiting: HashMap::new(),
+            discovery: None,
+            timer: Box::pin(tokio::time::sleep_until(now)),
+            next_full: now,
+            next_children: now,
+            listed_once: false,
+            done: false,
+        }
+    }
+
+    /// Every known shard and its state.
+    pub(crate) fn states(&self) -> Vec<(Arc<str>, ShardState)> {
+        self.lineage.states()
+    }
+
+    fn start(&mut self, ready: Vec<Arc<str>>) {
+        for id in ready {
+            let start = match self.policy.resumed.get(&id) {
+                Some(ShardPosition::After(seq)) => ShardStart::After(seq.clone()),
+                Some(ShardPosition::LatestSince(t)) => ShardStart::Since(epoch_secs(*t)),
+                _ => match self.policy.latest_since {
+                    Some(since) if self.initial_open.contains(&id) => ShardStart::Latest { since },
+                    _ => ShardStart::TrimHorizon,
+                },
+            };
+            let reader = read_shard(self.ctx.clone(), id, start);
+            self.readers.push(reader.into_future());
+        }
+    }
+
+    fn on_listing(&mut self, shards: Vec<ShardInfo>, full: bool) -> Result<()> {
+        let first = !self.listed_once && full;
+        if first {
+            self.listed_once = true;
+            self.on_first_listing(&shards)?;
+        }
+        let resumed = &self.policy.resumed;
+        let ready = self.lineage.observe(&shards, |s| {
+            matches!(resumed.get(&s.id), Some(ShardPosition::Finished))
+        });
+        if !ready.is_empty() {
+            tracing::info!(shards = ready.len(), "shards ready");
+        }
+        self.start(ready);
+        self.awaiting.retain(|parent, _| !self.lineage.has_children(parent));
+        if full && !first {
+            let listed: HashSet<Arc<str>> = shards.iter().map(|s| s.id.clone()).collect();
+            let gone = self.lineage.prune(&listed);
+            if !gone.is_empty() {
+                tracing::debug!(shards = gone.len(), "finished shards aged out of the stream");
+                self.updates
+                    .push_back(Update::Positions(gone.into_iter().map(|id| (id, None)).collect()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reconciles the start policy with what the stream holds now.
+    fn on_first_listing(&mut self, shards: &[ShardInfo]) -> Result<()> {
+        let listed: HashMap<&Arc<str>, &ShardInfo> = shards.iter().map(|s| (&s.id, s)).collect();
+        let mut updates = Vec::new();
+        // Checkpointed shards that aged out: finished ones are forgotten; unfinished ones had
+        // records that are gone now.
+        for (id, pos) in self.policy.resumed.iter() {
+            if listed.contains_key(id) {
+                continue;
+            }
+            match pos {
+                ShardPosition::Finished => updates.push((id.clone(), None)),
+                ShardPosition::After(seq) => {
+                    return Err(Error::new(
+                        ErrorKind::TrimmedData,
+                        format!(
+                            "the checkpoint's shard is no longer in the stream: records after {seq} aged out unread"
+                        ),
+                    )
+                    .with_shard(id.to_string())
+                    .with_sequence_number(Some(seq.clone())));
+                }
+                ShardPosition::LatestSince(_) => {
+                    return Err(Error::new(
+                        ErrorKind::TrimmedData,
+                        "the checkpoint's shard is no longer in the stream: its records aged out unread",
+                    )
+                    .with_shard(id.to_string()));
+                }
+            }
+        }
+        if let Some(since) = self.policy.latest_since {
+            let at = std::time::UNIX_EPOCH + Duration::from_secs(since.max(0) as u64);
+            for shard in shards {
+                if shard.closed {
+                    // Closed before the start: nothing new will ever arrive in it.
+                    self.policy.resumed.insert(shard.id.clone(), ShardPosition::Finished);
+                    updates.push((shard.id.clone(), Some(ShardPosition::Finished)));
+                } else {
+                    self.initial_open.insert(shard.id.clone());
+                    updates.push((shard.id.clone(), Some(ShardPosition::LatestSince(at))));
+                }
+            }
+        }
+        if !updates.is_empty() {
+            self.updates.push_back(Update::Positions(updates));
+        }
+        Ok(())
+    }
+
+    fn on_finished(&mut self, shard: Arc<str>) {
+        let ready = self.lineage.finish(&shard);
+        if self.lineage.has_children(&shard) {
+            self.start(ready);
+        } else {
+            // Children are listed some time after their parent closes.
+            self.awaiting.insert(shard, 0);
+            self.next_children = Instant::now();
+        }
+    }
+
+    fn on_page(&mut self, page: Page, reader: ShardReader) {
+        match page.end {
+            PageEnd::CaughtUp => {
+                self.lineage.caught_up(&page.shard);
+                return;
+            }
+            PageEnd::ShardEnd => {}
+            PageEnd::More => {
+                let n = self.buffered.get(&page.shard).copied().unwrap_or(0) + 1;
+                if n < self.read_ahead {
+                    self.readers.push(reader.into_future());
+                } else {
+                    self.parked.insert(page.shard.clone(), reader);
+                }
+            }
+        }
+        *self.buffered.entry(page.shard.clone()).or_insert(0) += 1;
+        self.ready.push_back(page);
+    }
+
+    fn take_page(&mut self) -> Option<Page> {
+        let page = self.ready.pop_front()?;
+        if let Some(n) = self.buffered.get_mut(&page.shard) {
+            *n -= 1;
+            if *n == 0 {
+                self.buffered.remove(&page.shard);
+            }
+        }
+        if let Some(reader) = self.parked.remove(&page.shard) {
+            self.readers.push(reader.into_future());
+        }
+        if page.end == PageEnd::ShardEnd {
+            self.delivered_end = Some(page.shard.clone());
+        }
+        Some(page)
+    }
+
+    /// Starts the next shard listing if one is due; otherwise arms the timer for it.
+    fn schedule_discovery(&mut self, now: Instant) {
+        if self.discovery.is_some() {
+            return;
+        }
+        let catch_up = self.ctx.catch_up.is_some();
+        if !self.listed_once || (!catch_up && now >= self.next_full) {
+            self.next_full = now + FULL_LISTING_EVERY;
+            let ctx = self.ctx.clone();
+            self.discovery = Some(async move { list_all(&ctx).await.map(Discovered::Full) }.boxed());
+            return;
+        }
+        if now >= self.next_children {
+            // Ask for the children of the parent asked about least; every third round, or
+            // after a catch-up parent was asked once, fall back to the full listing.
+            if let Some((parent, tries)) = self
+                .awaiting
+                .iter()
+                .min_by_key(|(_, t)| **t)
+                .map(|(p, t)| (p.clone(), *t))
+            {
+                if catch_up && tries >= 2 {
+                    // Catch-up: the children do not exist yet, so the shard is read to its end.
+                    self.awaiting.remove(&parent);
+                    return self.schedule_discovery(now);
+                }
+                self.awaiting.insert(parent.clone(), tries + 1);
+                let delay = CHILDREN_RETRY_MIN
+                    .saturating_mul(1 << tries.min(8))
+                    .min(CHILDREN_RETRY_MAX);
+                self.next_children = now + delay;
+                let ctx = self.ctx.clone();
+                self.discovery = Some(if tries % 3 == 2 {
+                    async move { list_all(&ctx).await.map(Discovered::Full) }.boxed()
+                } else {
+                    async move {
+                        let children = list_children(&ctx, &parent).await?;
+                        Ok(Discovered::Children(parent, children))
+                    }
+                    .boxed()
+                });
+                return;
+            }
+        }
+        let mut deadline = self.next_full;
+        if !self.awaiting.is_empty() {
+            deadline = deadline.min(self.next_children);
+        }
+        if catch_up && self.awaiting.is_empty() {
+            return;
+        }
+        self.timer.as_mut().reset(deadline);
+    }
+
+    fn is_idle(&self) -> bool {
+        self.listed_once
+            && self.discovery.is_none()
+            && self.readers.is_empty()
+            && self.parked.is_empty()
+            && self.ready.is_empty()
+            && self.awaiting.is_empty()
+            && self.delivered_end.is_none()
+    }
+}
+
+impl Stream for Merge {
+    type Item = Result<Update>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        match this.poll_step(cx) {
+            Poll::Ready(Some(Err(e))) => {
+                this.done = true;
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Ready(None) => {
+                this.done = true;
+                Poll::Ready(None)
+            }
+            other => other,
+        }
+    }
+}
+
+impl Merge {
+    fn poll_step(&mut self, cx: &mut TaskContext<'_>) -> Poll<Option<Result<Update>>> {
+        if let Some(shard) = self.delivered_end.take() {
+            self.on_finished(shard);
+        }
+        loop {
+            self.schedule_discovery(Instant::now());
+            let Some(discovery) = self.discovery.as_mut() else {
+                break;
+            };
+            match discovery.poll_unpin(cx) {
+                Poll::Pending => break,
+                Poll::Ready(result) => {
+                    self.discovery = None;
+                    match result? {
+                        Discovered::Full(shards) => self.on_listing(shards, true)?,
+                        Discovered::Children(parent, children) => {
+                            tracing::debug!(parent = %parent, children = children.len(), "child shards listed");
+                            self.on_listing(children, false)?;
+                        }
+                    }
+                }
+            }
+        }
+        if self.discovery.is_none() {
+            // Registers the waker for the next scheduled listing.
+            let _ = self.timer.as_mut().poll(cx);
+        }
+        while let Poll::Ready(Some((item, reader))) = self.readers.poll_next_unpin(cx) {
+            match item {
+                Some(Ok(page)) => self.on_page(page, reader),
+                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+                None => {}
+            }
+        }
+        if let Some(update) = self.updates.pop_front() {
+            return Poll::Ready(Some(Ok(update)));
+        }
+        if let Some(page) = self.take_page() {
+            return Poll::Ready(Some(Ok(Update::Page(page))));
+        }
+        if self.ctx.catch_up.is_some() && self.is_idle() {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    }
+}
+
+use std::future::Future as _;
+
+fn epoch_secs(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}

@@ -1,0 +1,283 @@
+//! One shard as a stream of pages: iterators, expiry recovery, retries and polling.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_dynamodbstreams::Client;
+use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+use futures::Stream;
+
+use crate::discovery::Pacer;
+use crate::error::{Error, ErrorKind, Result};
+use crate::event::Change;
+use crate::retry::{Fault, RetryPolicy, classify, idle_delay, to_error};
+use crate::sequence::SequenceNumber;
+
+/// What every reader of one consumer shares.
+#[derive(Debug)]
+pub(crate) struct Context {
+    pub(crate) client: Client,
+    pub(crate) stream_arn: Arc<str>,
+    pub(crate) pacer: Arc<Pacer>,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) page_size: i32,
+    pub(crate) poll_interval: Duration,
+    pub(crate) max_poll_interval: Duration,
+    /// Catch-up mode: this many consecutive empty pages mean an open shard is read to its
+    /// current end (empty pages happen mid-shard too, so one is not enough).
+    pub(crate) catch_up: Option<u32>,
+}
+
+/// Where a shard's reading begins.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum ShardStart {
+    TrimHorizon,
+    /// At `LATEST` (only the shards open when the consumer starts); `since` is that moment in
+    /// epoch seconds, used if the first iterator expires before anything was read.
+    Latest { since: i64 },
+    /// Right after a record already delivered.
+    After(SequenceNumber),
+    /// At `TRIM_HORIZON`, skipping records created before `since` (epoch seconds): a `LATEST`
+    /// start that is being resumed.
+    Since(i64),
+}
+
+/// The iterator request for a shard: after the last record read if there is one, else the
+/// shard's own start. Never `LATEST` again once the first `LATEST` iterator is gone: records
+/// written meanwhile would be lost.
+pub(crate) fn iterator_request<'a>(
+    start: &'a ShardStart,
+    last_read: Option<&'a SequenceNumber>,
+    first: bool,
+) -> (ShardIteratorType, Option<&'a SequenceNumber>) {
+    match (last_read, start) {
+        (Some(seq), _) | (None, ShardStart::After(seq)) => {
+            (ShardIteratorType::AfterSequenceNumber, Some(seq))
+        }
+        (None, ShardStart::Latest { .. }) if first => (ShardIteratorType::Latest, None),
+        (None, _) => (ShardIteratorType::TrimHorizon, None),
+    }
+}
+
+/// How a page ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PageEnd {
+    /// The shard goes on.
+    More,
+    /// The shard is closed and this was its last page (`NextShardIterator` absent).
+    ShardEnd,
+    /// Catch-up mode: the open shard is read to its current end. Carries no records.
+    CaughtUp,
+}
+
+/// Records read from one shard in one `GetRecords` call.
+#[derive(Debug)]
+pub(crate) struct Page {
+    pub(crate) shard: Arc<str>,
+    pub(crate) changes: Vec<Change>,
+    pub(crate) end: PageEnd,
+}
+
+pub(crate) type ShardReader = std::pin::Pin<Box<dyn Stream<Item = Result<Page>> + Send>>;
+
+/// Reads one shard from `start` to its end (or, in catch-up mode, to its current end).
+///
+/// Yields only pages with records, plus the final page (which may be empty). Recovers from
+/// expired iterators silently; retries transient faults within the budget; any other error is
+/// yielded once and ends the stream.
+pub(crate) fn read_shard(ctx: Arc<Context>, shard: Arc<str>, start: ShardStart) -> ShardReader {
+    Box::pin(async_stream::stream! {
+        tracing::info!(shard = %shard, ?start, "shard started");
+        let mut last_read: Option<SequenceNumber> = match &start {
+            ShardStart::After(seq) => Some(seq.clone()),
+            _ => None,
+        };
+        // Records from a LATEST iterator are new by definition: the creation-time filter only
+        // applies when reading from the trim horizon on behalf of a LATEST start.
+        let mut since = match start {
+            ShardStart::Since(t) => Some(t),
+            _ => None,
+        };
+        let mut iterator: Option<String> = None;
+        let mut first = true;
+        let mut failures = 0u32;
+        let mut empty_pages = 0u32;
+        loop {
+            let current = match iterator.take() {
+                Some(it) => it,
+                None => {
+                    match acquire(&ctx, &shard, &start, last_read.as_ref(), first).await {
+                        Ok(it) => it,
+                        Err(e) => { yield Err(e); return; }
+                    }
+                }
+            };
+            first = false;
+            let result = ctx
+                .client
+                .get_records()
+                .shard_iterator(current.clone())
+                .limit(ctx.page_size)
+                .send()
+                .await;
+            let out = match result {
+                Ok(out) => out,
+                Err(err) => {
+                    let fault = classify(&err);
+                    failures += 1;
+                    match fault {
+                        Fault::ExpiredIterator if failures <= ctx.retry.max_retries => {
+                            tracing::debug!(shard = %shard, "shard iterator expired; taking a new one");
+                            if let (None, ShardStart::Latest { since: t }) = (&last_read, &start) {
+                                since = Some(*t);
+                            }
+                        }
+                        f if f.is_transient() && failures <= ctx.retry.max_retries => {
+                            let delay = ctx.retry.delay(failures - 1, fastrand::f64());
+                            tracing::warn!(shard = %shard, ?fault, attempt = failures, ?delay, "GetRecords failed; retrying");
+                            tokio::time::sleep(delay).await;
+                            iterator = Some(current);
+                        }
+                        _ => {
+                            let what = format!("GetRecords on {}", ctx.stream_arn);
+                            yield Err(to_error(fault, &what, err)
+                                .with_shard(shard.to_string())
+                                .with_sequence_number(last_read.clone()));
+                            return;
+                        }
+                    }
+                    continue;
+                }
+            };
+            failures = 0;
+            let next = out.next_shard_iterator;
+            let mut changes = Vec::with_capacity(out.records.as_ref().map_or(0, Vec::len));
+            let mut malformed = None;
+            for record in out.records.unwrap_or_default() {
+                match Change::from_record(&shard, record) {
+                    Ok(change) => {
+                        if last_read.as_ref().is_some_and(|last| change.sequence_number <= *last) {
+                            // Already read: a re-acquired iterator may overlap.
+                            continue;
+                        }
+                        last_read = Some(change.sequence_number.clone());
+                        if let Some(t) = since {
+                            if change.created_secs().is_some_and(|c| c < t) {
+                                continue;
+                            }
+                            since = None;
+                        }
+                        changes.push(change);
+                    }
+                    Err(e) => { malformed = Some(e); break; }
+                }
+            }
+            if let Some(err) = malformed {
+                if !changes.is_empty() {
+                    yield Ok(Page { shard: shard.clone(), changes, end: PageEnd::More });
+                }
+                yield Err(err);
+                return;
+            }
+            let had_records = !changes.is_empty();
+            let Some(next) = next else {
+                tracing::info!(shard = %shard, "shard read to its end");
+                yield Ok(Page { shard: shard.clone(), changes, end: PageEnd::ShardEnd });
+                return;
+            };
+            iterator = Some(next);
+            if had_records {
+                empty_pages = 0;
+                yield Ok(Page { shard: shard.clone(), changes, end: PageEnd::More });
+                // A backlog is read back to back: no sleep after a page with records.
+                continue;
+            }
+            empty_pages += 1;
+            if ctx.catch_up.is_some_and(|n| empty_pages >= n) {
+                tracing::debug!(shard = %shard, "shard caught up");
+                yield Ok(Page { shard: shard.clone(), changes, end: PageEnd::CaughtUp });
+                return;
+            }
+            let delay = if ctx.catch_up.is_some() {
+                ctx.poll_interval.min(Duration::from_millis(50))
+            } else {
+                idle_delay(empty_pages, ctx.poll_interval, ctx.max_poll_interval)
+            };
+            tokio::time::sleep(delay).await;
+        }
+    })
+}
+
+async fn acquire(
+    ctx: &Context,
+    shard: &Arc<str>,
+    start: &ShardStart,
+    last_read: Option<&SequenceNumber>,
+    first: bool,
+) -> Result<String> {
+    let (kind, seq) = iterator_request(start, last_read, first);
+    let mut attempt = 0;
+    loop {
+        let result = ctx
+            .client
+            .get_shard_iterator()
+            .stream_arn(&*ctx.stream_arn)
+            .shard_id(&**shard)
+            .shard_iterator_type(kind.clone())
+            .set_sequence_number(seq.map(|s| s.as_str().to_owned()))
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                return out.shard_iterator.ok_or_else(|| {
+                    Error::new(ErrorKind::InvalidRequest, "GetShardIterator returned no iterator")
+                        .with_shard(shard.to_string())
+                });
+            }
+            Err(err) => {
+                let fault = classify(&err);
+                if fault.is_transient() && attempt < ctx.retry.max_retries {
+                    let delay = ctx.retry.delay(attempt, fastrand::f64());
+                    tracing::warn!(shard = %shard, ?fault, attempt, ?delay, "GetShardIterator failed; retrying");
+                    attempt += 1;
+                    tokio::time::sleep(delay).await;
+                    continue;
+                }
+                let what = format!(
+                    "GetShardIterator ({}) on {}",
+                    kind.as_str(),
+                    ctx.stream_arn
+                );
+                return Err(to_error(fault, &what, err)
+                    .with_shard(shard.to_string())
+                    .with_sequence_number(seq.cloned()));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iterator_requests_never_fall_back_to_latest() {
+        let seq = SequenceNumber::new("100000000000000000001").unwrap();
+        let latest = ShardStart::Latest { since: 0 };
+        assert_eq!(iterator_request(&latest, None, true), (ShardIteratorType::Latest, None));
+        // The first LATEST iterator expired before anything was read: trim horizon, filtered.
+        assert_eq!(iterator_request(&latest, None, false), (ShardIteratorType::TrimHorizon, None));
+        assert_eq!(
+            iterator_request(&latest, Some(&seq), false),
+            (ShardIteratorType::AfterSequenceNumber, Some(&seq))
+        );
+        let after = ShardStart::After(seq.clone());
+        assert_eq!(
+            iterator_request(&after, None, true),
+            (ShardIteratorType::AfterSequenceNumber, Some(&seq))
+        );
+        for start in [ShardStart::TrimHorizon, ShardStart::Since(5)] {
+            assert_eq!(iterator_request(&start, None, true), (ShardIteratorType::TrimHorizon, None));
+        }
+    }
+}
