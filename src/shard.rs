@@ -100,7 +100,10 @@ pub(crate) fn read_shard(ctx: Arc<Context>, shard: Arc<str>, start: ShardStart) 
         };
         let mut iterator: Option<String> = None;
         let mut first = true;
+        // Consecutive transient failures, and consecutive expiries: each has its own bound, so
+        // a service that only ever answers "expired" cannot keep a reader looping.
         let mut failures = 0u32;
+        let mut expiries = 0u32;
         let mut empty_pages = 0u32;
         loop {
             let current = match iterator.take() {
@@ -124,9 +127,13 @@ pub(crate) fn read_shard(ctx: Arc<Context>, shard: Arc<str>, start: ShardStart) 
                 Ok(out) => out,
                 Err(err) => {
                     let fault = classify(&err);
-                    failures += 1;
+                    if fault == Fault::ExpiredIterator {
+                        expiries += 1;
+                    } else {
+                        failures += 1;
+                    }
                     match fault {
-                        Fault::ExpiredIterator if failures <= ctx.retry.max_retries => {
+                        Fault::ExpiredIterator if expiries <= ctx.retry.max_retries => {
                             tracing::debug!(shard = %shard, "shard iterator expired; taking a new one");
                             if let (None, ShardStart::Latest { since: t }) = (&last_read, &start) {
                                 since = Some(*t);
@@ -150,6 +157,7 @@ pub(crate) fn read_shard(ctx: Arc<Context>, shard: Arc<str>, start: ShardStart) 
                 }
             };
             failures = 0;
+            expiries = 0;
             let next = out.next_shard_iterator;
             let mut changes = Vec::with_capacity(out.records.as_ref().map_or(0, Vec::len));
             let mut malformed = None;

@@ -59,7 +59,8 @@ struct CurrentPage {
     changes: std::vec::IntoIter<Change>,
     end: PageEnd,
     base: Arc<crate::checkpoint::Snapshot>,
-    last: Option<SequenceNumber>,
+    /// The position of this shard after the last event returned from the page.
+    head: Option<ShardPosition>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -107,7 +108,15 @@ impl ChangeStream {
     /// The position after the last event returned (or the start, before any): save it at
     /// shutdown to resume exactly there.
     pub fn checkpoint(&mut self) -> Checkpoint {
-        self.positions.checkpoint()
+        match &self.page {
+            Some(CurrentPage {
+                shard,
+                base,
+                head: Some(position),
+                ..
+            }) => Checkpoint::new(base.clone(), shard.clone(), position.clone()),
+            _ => self.positions.checkpoint(),
+        }
     }
 
     /// A snapshot of every known shard: its state, records delivered, last sequence number and
@@ -197,7 +206,7 @@ fn open_page(positions: &mut Positions, page: Page) -> CurrentPage {
         shard: page.shard,
         changes: page.changes.into_iter(),
         end: page.end,
-        last: None,
+        head: None,
     }
 }
 
@@ -214,7 +223,7 @@ fn next_event(
     } else {
         ShardPosition::After(change.sequence_number.clone())
     };
-    page.last = Some(change.sequence_number.clone());
+    page.head = Some(position.clone());
     let entry = stats.entry(page.shard.clone()).or_default();
     entry.records += 1;
     entry.last_sequence_number = Some(change.sequence_number.clone());
@@ -229,8 +238,8 @@ fn next_event(
 fn commit(positions: &mut Positions, page: CurrentPage) {
     if page.end == PageEnd::ShardEnd {
         positions.set(page.shard, ShardPosition::Finished);
-    } else if let Some(last) = page.last {
-        positions.set(page.shard, ShardPosition::After(last));
+    } else if let Some(head) = page.head {
+        positions.set(page.shard, head);
     }
 }
 
@@ -253,6 +262,11 @@ pub struct ChangeStreamBuilder {
 }
 
 impl ChangeStreamBuilder {
+    /// The ARN of the stream this builder reads.
+    pub fn stream_arn(&self) -> &str {
+        &self.stream_arn
+    }
+
     /// Where to start when no checkpoint is given. Default is [`StartPosition::Latest`].
     pub fn start(mut self, start: StartPosition) -> Self {
         self.start = start;

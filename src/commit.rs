@@ -1,0 +1,328 @@
+//! [`Committer`]: saves processed positions to a [`CheckpointStore`] as a stream is consumed.
+
+use std::fmt;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::Stream;
+use futures::stream::FusedStream;
+use tokio::time::{Instant, Sleep};
+
+use crate::checkpoint::Checkpoint;
+use crate::error::Result;
+use crate::event::ChangeEvent;
+use crate::store::CheckpointStore;
+
+type SaveFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
+
+/// Passes a stream of events through unchanged and saves the position of the events you
+/// acknowledge, at most every N acknowledgements or T of time, whichever comes first.
+///
+/// # At least once
+/// Call [`ack`](Self::ack) for an event once it is **processed** (its effects are durable),
+/// and in the order the events came. Only acknowledged positions are saved, so a crash never
+/// skips an unprocessed event; the events acknowledged after the last save are delivered
+/// again after a restart. [`close`](Self::close) saves the last acknowledged position, so a
+/// graceful shutdown repeats nothing.
+///
+/// # When saves happen
+/// When the committer is polled for the next event and either [`every`](Self::every)
+/// acknowledgements have accumulated since the last save, or the oldest unsaved one is
+/// [`interval`](Self::interval) old (on tokio's clock; this also fires while the stream is
+/// idle and being polled). The save completes before the next event is returned. When the
+/// inner stream ends, the last acknowledged position is saved before the end is returned.
+///
+/// A failed save is returned as an `Err` item; the position stays unsaved and is tried
+/// again at the next threshold and by [`close`](Self::close). A
+/// [`Conflict`](crate::ErrorKind::Conflict) means another consumer owns the stream: stop.
+///
+/// Dropping a pending `next()` loses nothing: a save in flight carries on at the next poll.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use dynamodb_stream::{ChangeStream, Committer, FileStore};
+/// use futures::StreamExt;
+///
+/// # async fn process(_: &dynamodb_stream::ChangeEvent) {}
+/// # async fn run(client: aws_sdk_dynamodbstreams::Client, arn: &str) -> dynamodb_stream::Result<()> {
+/// let store = FileStore::new("orders.checkpoint");
+/// let stream = ChangeStream::builder(client, arn).resume_from_store(&store).await?.build()?;
+/// let mut events = Committer::new(stream, store)
+///     .every(100)
+///     .interval(Duration::from_secs(5));
+/// let shutdown = tokio::signal::ctrl_c();
+/// tokio::pin!(shutdown);
+/// loop {
+///     tokio::select! {
+///         event = events.next() => {
+///             let Some(event) = event else { break };
+///             let event = event?;
+///             process(&event).await;
+///             events.ack(&event);
+///         }
+///         _ = &mut shutdown => break,
+///     }
+/// }
+/// // Stops reading (pages in flight are dropped: nothing unacknowledged is marked done) and
+/// // saves the last acknowledged position.
+/// events.close().await?;
+/// # Ok(()) }
+/// ```
+#[must_use = "streams do nothing unless polled"]
+pub struct Committer<S, C> {
+    stream: Option<Pin<Box<S>>>,
+    store: Arc<C>,
+    every: u64,
+    interval: Duration,
+    /// The last acknowledged position not yet saved.
+    pending: Option<Checkpoint>,
+    /// Acknowledgements since the last save started.
+    acks: u64,
+    /// When the oldest unsaved acknowledgement was made.
+    since: Option<Instant>,
+    in_flight: Option<(Checkpoint, SaveFuture)>,
+    saved: Option<Checkpoint>,
+    timer: Option<Pin<Box<Sleep>>>,
+    /// The inner stream ended and the final save was tried.
+    done: bool,
+}
+
+impl<S, C> Committer<S, C>
+where
+    S: Stream<Item = Result<ChangeEvent>>,
+    C: CheckpointStore + 'static,
+{
+    /// Wraps `stream`, saving to `store`. Defaults: every 1000 acknowledgements or 5 seconds.
+    ///
+    /// To keep using the store elsewhere, pass an `Arc` of it (or a clone, for stores whose
+    /// clones share state, like [`MemoryStore`](crate::MemoryStore)).
+    pub fn new(stream: S, store: C) -> Self {
+        Self {
+            stream: Some(Box::pin(stream)),
+            store: Arc::new(store),
+            every: 1000,
+            interval: Duration::from_secs(5),
+            pending: None,
+            acks: 0,
+            since: None,
+            in_flight: None,
+            saved: None,
+            timer: None,
+            done: false,
+        }
+    }
+
+    /// Saves once this many events have been acknowledged since the last save; 0 turns the
+    /// count off. Default is 1000.
+    pub fn every(mut self, events: u64) -> Self {
+        self.every = events;
+        self
+    }
+
+    /// Saves once the oldest unsaved acknowledgement is this old; zero turns the timer off.
+    /// Default is 5 seconds.
+    pub fn interval(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    /// Marks `event`, and every event before it, as processed: its checkpoint is saved at the
+    /// next threshold. Cheap: no I/O.
+    pub fn ack(&mut self, event: &ChangeEvent) {
+        self.ack_checkpoint(event.checkpoint().clone());
+    }
+
+    /// [`ack`](Self::ack) by checkpoint, for code that keeps events and checkpoints apart
+    /// ([`ChangeEvent::into_checkpoint`]).
+    pub fn ack_checkpoint(&mut self, checkpoint: Checkpoint) {
+        self.pending = Some(checkpoint);
+        self.acks = self.acks.saturating_add(1);
+        if self.since.is_none() {
+            self.since = Some(Instant::now());
+        }
+    }
+
+    /// The last checkpoint saved by this committer.
+    pub fn saved(&self) -> Option<&Checkpoint> {
+        self.saved.as_ref()
+    }
+
+    /// The store.
+    pub fn store(&self) -> &C {
+        &self.store
+    }
+
+    /// The wrapped stream, for example for [`ChangeStream::status`](crate::ChangeStream::status).
+    pub fn get_ref(&self) -> Option<&S> {
+        self.stream.as_deref()
+    }
+
+    /// Saves the last acknowledged position now (after any save in flight) and returns the
+    /// last saved checkpoint.
+    ///
+    /// # Errors
+    /// The store's error; the position stays unsaved.
+    pub async fn flush(&mut self) -> Result<Option<Checkpoint>> {
+        poll_fn(|cx| self.poll_flush(cx)).await?;
+        Ok(self.saved.clone())
+    }
+
+    /// Stops reading (the inner stream is dropped: pages in flight are discarded, which loses
+    /// nothing, since only acknowledged positions are saved), saves the last acknowledged
+    /// position, and returns the last saved checkpoint (`None` if nothing was ever saved).
+    ///
+    /// # Errors
+    /// The store's error when the final save fails: the position of the last save before it
+    /// stays in the store.
+    pub async fn close(mut self) -> Result<Option<Checkpoint>> {
+        self.stream = None;
+        self.flush().await
+    }
+
+    /// Drives the save in flight; then, if an acknowledged position is unsaved, saves it.
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let mut result = Ok(());
+        if self.in_flight.is_some() {
+            match self.poll_save(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(r) => result = r,
+            }
+        }
+        if self.pending.is_some() {
+            self.start_save();
+            return self.poll_save(cx);
+        }
+        Poll::Ready(result)
+    }
+
+    fn due(&self) -> bool {
+        self.pending.is_some()
+            && ((self.every > 0 && self.acks >= self.every)
+                || self.deadline().is_some_and(|at| Instant::now() >= at))
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        if self.interval.is_zero() {
+            return None;
+        }
+        self.since.and_then(|since| since.checked_add(self.interval))
+    }
+
+    fn start_save(&mut self) {
+        let Some(checkpoint) = self.pending.take() else {
+            return;
+        };
+        self.acks = 0;
+        self.since = None;
+        let store = self.store.clone();
+        let to_save = checkpoint.clone();
+        let future: SaveFuture = Box::pin(async move { store.save(&to_save).await });
+        self.in_flight = Some((checkpoint, future));
+    }
+
+    fn poll_save(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let Some((_, future)) = self.in_flight.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        let result = std::task::ready!(future.as_mut().poll(cx));
+        let Some((checkpoint, _)) = self.in_flight.take() else {
+            return Poll::Ready(result);
+        };
+        match &result {
+            Ok(()) => self.saved = Some(checkpoint),
+            Err(_) => {
+                // Keep the position (unless a newer one was acknowledged meanwhile) and try
+                // again at the next threshold.
+                if self.pending.is_none() {
+                    self.pending = Some(checkpoint);
+                }
+                self.since.get_or_insert_with(Instant::now);
+            }
+        }
+        Poll::Ready(result)
+    }
+
+    /// Whether the timer for the oldest unsaved acknowledgement has fired.
+    fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(deadline) = self.deadline().filter(|_| self.pending.is_some()) else {
+            return false;
+        };
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if timer.deadline() != deadline {
+            timer.as_mut().reset(deadline);
+        }
+        timer.as_mut().poll(cx).is_ready()
+    }
+}
+
+impl<S, C> Stream for Committer<S, C>
+where
+    S: Stream<Item = Result<ChangeEvent>>,
+    C: CheckpointStore + 'static,
+{
+    type Item = Result<ChangeEvent>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        // Every field is Unpin: the inner stream is boxed.
+        let this = self.get_mut();
+        loop {
+            if this.in_flight.is_some() {
+                if let Err(e) = std::task::ready!(this.poll_save(cx)) {
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
+            if this.done {
+                return Poll::Ready(None);
+            }
+            if this.due() {
+                this.start_save();
+                continue;
+            }
+            let Some(stream) = this.stream.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match stream.as_mut().poll_next(cx) {
+                Poll::Ready(Some(item)) => return Poll::Ready(Some(item)),
+                Poll::Ready(None) => {
+                    this.done = true;
+                    this.start_save();
+                }
+                Poll::Pending => {
+                    if this.poll_timer(cx) {
+                        this.start_save();
+                        continue;
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+}
+
+impl<S, C> FusedStream for Committer<S, C>
+where
+    S: Stream<Item = Result<ChangeEvent>>,
+    C: CheckpointStore + 'static,
+{
+    fn is_terminated(&self) -> bool {
+        self.done && self.in_flight.is_none()
+    }
+}
+
+impl<S, C: fmt::Debug> fmt::Debug for Committer<S, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Committer")
+            .field("store", &self.store)
+            .field("every", &self.every)
+            .field("interval", &self.interval)
+            .field("pending", &self.pending.is_some())
+            .field("saving", &self.in_flight.is_some())
+            .field("saved", &self.saved)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,6 @@
+//! Shared helpers for the behaviour tests. Each test binary uses a part of them.
+#![allow(dead_code, unreachable_pub)]
+
+pub mod moto;
+#[cfg(feature = "test-util")]
+pub mod sim;

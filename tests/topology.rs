@@ -1,0 +1,128 @@
+//! Shard topologies: many shards, split trees, rollover chains, orphans, late children.
+
+mod support;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use dynamodb_stream::ShardState;
+use dynamodb_stream::sim::Simulator;
+use futures::StreamExt;
+use support::sim::*;
+
+#[tokio::test(start_paused = true)]
+async fn more_than_a_hundred_shards_are_all_read() {
+    let sim = Simulator::builder()
+        .initial_shards(250)
+        .trailing_empty_listing_page(true)
+        .seed(2)
+        .build();
+    for v in 0..1000u64 {
+        sim.put_item(item(&format!("k{v}"), v));
+    }
+    let stream = builder(&sim).until_caught_up(true).build().unwrap();
+    let events = drain_ok(stream).await;
+    let vs: HashSet<u64> = events.iter().map(|e| pk_v(e).1).collect();
+    assert_eq!(vs.len(), 1000);
+    let shards: HashSet<&str> = events.iter().map(|e| e.shard_id()).collect();
+    assert!(shards.len() > 200, "only {} shards delivered", shards.len());
+    assert!(sim.calls().describe_stream >= 3, "listing was paginated");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tree_of_splits_is_read_parents_first() {
+    let sim = Simulator::builder().initial_shards(1).max_page(4).seed(3).build();
+    let mut v = 0u64;
+    let mut level = vec![sim.shards()[0].shard_id.clone()];
+    for _depth in 0..3 {
+        for _ in 0..12 {
+            sim.put_item(item(&format!("k{}", v % 5), v));
+            v += 1;
+        }
+        level = level.iter().flat_map(|s| sim.split(s, 2)).collect();
+    }
+    for _ in 0..12 {
+        sim.put_item(item(&format!("k{}", v % 5), v));
+        v += 1;
+    }
+    let events = drain_ok(builder(&sim).until_caught_up(true).build().unwrap()).await;
+    assert_eq!(events.len() as u64, v);
+    assert_per_key_order(&events);
+    assert_parents_first(&sim, &events);
+    assert_eq!(level.len(), 8);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rollover_chain_is_followed_to_its_end() {
+    let sim = Simulator::builder().initial_shards(1).seed(4).build();
+    let mut shard = sim.shards()[0].shard_id.clone();
+    for v in 0..20u64 {
+        sim.put_item(item("only", v));
+        if v % 2 == 1 {
+            shard = sim.split(&shard, 1).remove(0);
+        }
+    }
+    let events = drain_ok(builder(&sim).until_caught_up(true).build().unwrap()).await;
+    let vs: Vec<u64> = events.iter().map(|e| pk_v(e).1).collect();
+    assert_eq!(vs, (0..20).collect::<Vec<_>>());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_child_whose_parent_aged_out_is_a_root() {
+    let sim = Simulator::builder().initial_shards(1).seed(5).build();
+    let parent = sim.shards()[0].shard_id.clone();
+    sim.put_item(item("a", 0));
+    let child = sim.split(&parent, 1).remove(0);
+    sim.put_item(item("a", 1));
+    sim.age_out(&parent);
+    let events = drain_ok(builder(&sim).until_caught_up(true).build().unwrap()).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].shard_id(), child);
+}
+
+#[tokio::test(start_paused = true)]
+async fn children_listed_late_are_found_and_read() {
+    let sim = Simulator::builder().initial_shards(1).seed(6).build();
+    let parent = sim.shards()[0].shard_id.clone();
+    sim.put_item(item("a", 0));
+    let children = sim.split_hidden(&parent, 2, Duration::from_secs(20));
+    for v in 1..9 {
+        sim.put_item(item(&format!("k{v}"), v));
+    }
+    let mut stream = builder(&sim).build().unwrap();
+    let events = take(&mut stream, 9).await;
+    assert_eq!(events[0].shard_id(), parent);
+    assert!(events[1..].iter().all(|e| children.iter().any(|c| c == e.shard_id())));
+    let status = stream.status();
+    let parent_state = status.shards.iter().find(|s| s.shard_id == parent).unwrap();
+    assert_eq!(parent_state.state, ShardState::Finished);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_consumer_keeps_the_read_ahead_bounded() {
+    let sim = Simulator::builder().initial_shards(4).max_page(10).seed(8).build();
+    for v in 0..400u64 {
+        sim.put_item(item(&format!("k{v}"), v));
+    }
+    let mut stream = builder(&sim).build().unwrap();
+    let _ = take(&mut stream, 1).await;
+    let calls = sim.calls().get_records;
+    // Each of the 4 shards may have one page out and one buffered: a few calls, not 40.
+    assert!(calls <= 8, "{calls} GetRecords calls for one event");
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(sim.calls().get_records, calls, "readers ran ahead while the consumer slept");
+    let _ = stream.next().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_shards_are_polled_gently() {
+    let sim = Simulator::builder().initial_shards(1).seed(10).build();
+    let mut stream = dynamodb_stream::ChangeStream::builder(sim.client(), sim.stream_arn())
+        .build()
+        .unwrap();
+    let idle = tokio::time::timeout(Duration::from_secs(60), stream.next()).await;
+    assert!(idle.is_err());
+    let calls = sim.calls().get_records;
+    // Defaults: 250 ms doubling to 2 s: about 30 calls in a minute, never a busy loop.
+    assert!((20..=40).contains(&calls), "{calls} GetRecords calls in an idle minute");
+}
