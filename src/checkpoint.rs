@@ -299,7 +299,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const ARN: &str = "arn:aws:dynamodb:us-east-1:000000000000:table/t/stream/2026-11-21T00:00:00.000";
+    const ARN: &str =
+        "arn:aws:dynamodb:us-east-1:000000000000:table/t/stream/2026-11-21T00:00:00.000";
 
     fn seq(s: &str) -> SequenceNumber {
         SequenceNumber::new(s).unwrap()
@@ -388,7 +389,10 @@ mod tests {
         p.set("x".into(), ShardPosition::Finished);
         let c = p.snapshot();
         assert!(!Arc::ptr_eq(&a, &c));
-        assert!(a.positions.is_empty(), "older snapshots keep their positions");
+        assert!(
+            a.positions.is_empty(),
+            "older snapshots keep their positions"
+        );
     }
 
     proptest! {

@@ -89,7 +89,10 @@ pub(crate) async fn list_children(ctx: &Context, parent: &Arc<str>) -> Result<Ve
     let mut start: Option<String> = None;
     for _ in 0..MAX_LIST_PAGES {
         let (page, last) = describe(ctx, start.clone(), Some(filter.clone())).await?;
-        children.extend(page.into_iter().filter(|s| s.parent.as_ref() == Some(parent)));
+        children.extend(
+            page.into_iter()
+                .filter(|s| s.parent.as_ref() == Some(parent)),
+        );
         match last {
             Some(last) if Some(&last) != start.as_ref() => start = Some(last),
             _ => break,

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use aws_sdk_dynamodbstreams::primitives::DateTime;
-use aws_sdk_dynamodbstreams::types::{AttributeValue, Identity, OperationType, Record, StreamViewType};
+use aws_sdk_dynamodbstreams::types::{
+    AttributeValue, Identity, OperationType, Record, StreamViewType,
+};
 use serde::de::DeserializeOwned;
 
 use crate::checkpoint::Checkpoint;
@@ -43,6 +45,18 @@ impl fmt::Display for EventKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// Records lost to the stream's 24-hour retention, reported when the consumer was told to
+/// skip over trimmed data ([`TrimPolicy::SkipToTrimHorizon`](crate::TrimPolicy)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Gap {
+    /// The shard that lost records.
+    pub shard_id: String,
+    /// The last sequence number read from the shard before the gap; `None` when the consumer
+    /// had read nothing of it (everything before the trim horizon was lost).
+    pub after: Option<SequenceNumber>,
 }
 
 /// A stream record without its checkpoint: what a shard reader produces.
@@ -121,11 +135,23 @@ impl Change {
 pub struct ChangeEvent {
     change: Change,
     checkpoint: Checkpoint,
+    gap: Option<Arc<Gap>>,
 }
 
 impl ChangeEvent {
-    pub(crate) fn new(change: Change, checkpoint: Checkpoint) -> Self {
-        Self { change, checkpoint }
+    pub(crate) fn new(change: Change, checkpoint: Checkpoint, gap: Option<Arc<Gap>>) -> Self {
+        Self {
+            change,
+            checkpoint,
+            gap,
+        }
+    }
+
+    /// Records of this event's shard that were lost to retention just before this event
+    /// (only with [`TrimPolicy::SkipToTrimHorizon`](crate::TrimPolicy); the default policy
+    /// ends the stream with [`ErrorKind::TrimmedData`] instead).
+    pub fn gap_before(&self) -> Option<&Gap> {
+        self.gap.as_deref()
     }
 
     /// Insert, modify or remove.
@@ -211,7 +237,9 @@ impl ChangeEvent {
     /// When the change was made, rounded down to the second by the service: never order
     /// events by it.
     pub fn approximate_creation_time(&self) -> Option<SystemTime> {
-        self.change.created.and_then(|t| SystemTime::try_from(t).ok())
+        self.change
+            .created
+            .and_then(|t| SystemTime::try_from(t).ok())
     }
 
     /// The size of the record in bytes, as the service reports it.

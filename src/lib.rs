@@ -74,7 +74,8 @@
 //!
 //! Everything else reaches you as an [`Error`] and **ends the stream**: trimmed data
 //! ([`ErrorKind::TrimmedData`]: a position older than the 24-hour retention, data loss, with
-//! the shard and sequence number), a missing stream, throttling or service failures past the
+//! the shard and sequence number; [`TrimPolicy::SkipToTrimHorizon`] goes on instead and
+//! reports the gap on the next event and in [`Status::gaps`], never only in a log), a missing stream, throttling or service failures past the
 //! budget, invalid requests, malformed records. [`ErrorKind::Decode`] is the exception: it
 //! comes only from decoding one event's images and concerns that event alone. Nothing
 //! panics.
@@ -107,10 +108,12 @@ pub mod sim;
 
 pub use checkpoint::{Checkpoint, ShardPosition};
 pub use error::{Error, ErrorKind, Result};
-pub use event::{ChangeEvent, EventKind, Item};
+pub use event::{ChangeEvent, EventKind, Gap, Item};
 pub use lineage::ShardState;
 pub use sequence::SequenceNumber;
-pub use stream::{ChangeStream, ChangeStreamBuilder, ShardStatus, StartPosition, Status};
+pub use stream::{
+    ChangeStream, ChangeStreamBuilder, ShardStatus, StartPosition, Status, TrimPolicy,
+};
 
 mod commit;
 mod store;

@@ -81,10 +81,7 @@ impl Lineage {
             }
             added.push(info.id.clone());
         }
-        let mut ready: Vec<Arc<str>> = added
-            .into_iter()
-            .filter(|id| self.is_ready(id))
-            .collect();
+        let mut ready: Vec<Arc<str>> = added.into_iter().filter(|id| self.is_ready(id)).collect();
         ready.sort();
         for id in &ready {
             self.set_state(id, ShardState::Reading);
@@ -198,7 +195,14 @@ mod tests {
     #[test]
     fn children_wait_for_their_parent_whatever_the_listing_order() {
         let mut l = Lineage::default();
-        let ready = l.observe(&[shard("c1", Some("p")), shard("p", None), shard("c2", Some("p"))], none);
+        let ready = l.observe(
+            &[
+                shard("c1", Some("p")),
+                shard("p", None),
+                shard("c2", Some("p")),
+            ],
+            none,
+        );
         assert_eq!(ids(ready), ["p"]);
         assert_eq!(l.state("c1"), Some(ShardState::Waiting));
         assert_eq!(ids(l.finish("p")), ["c1", "c2"]);
@@ -208,7 +212,10 @@ mod tests {
     #[test]
     fn a_child_of_an_unlisted_parent_is_a_root() {
         let mut l = Lineage::default();
-        assert_eq!(ids(l.observe(&[shard("orphan", Some("aged-out"))], none)), ["orphan"]);
+        assert_eq!(
+            ids(l.observe(&[shard("orphan", Some("aged-out"))], none)),
+            ["orphan"]
+        );
     }
 
     #[test]
@@ -225,7 +232,9 @@ mod tests {
     #[test]
     fn shards_known_to_be_done_are_skipped_and_release_their_children() {
         let mut l = Lineage::default();
-        let ready = l.observe(&[shard("c", Some("p")), shard("p", None)], |s| &*s.id == "p");
+        let ready = l.observe(&[shard("c", Some("p")), shard("p", None)], |s| {
+            &*s.id == "p"
+        });
         assert_eq!(ids(ready), ["c"]);
         assert_eq!(l.state("p"), Some(ShardState::Finished));
     }

@@ -20,6 +20,7 @@ use tokio::time::{Instant, Sleep};
 use crate::checkpoint::ShardPosition;
 use crate::discovery::{list_all, list_children};
 use crate::error::{Error, ErrorKind, Result};
+use crate::event::Gap;
 use crate::lineage::{Lineage, ShardInfo, ShardState};
 use crate::shard::{Context, Page, PageEnd, ShardReader, ShardStart, read_shard};
 
@@ -44,6 +45,8 @@ pub(crate) enum Update {
     Page(Page),
     /// Positions to record without delivering records: `None` forgets a shard.
     Positions(Vec<(Arc<str>, Option<ShardPosition>)>),
+    /// Records lost to retention that no page will report (the whole shard aged out).
+    Gap(Gap),
 }
 
 enum Discovered {
@@ -134,14 +137,19 @@ impl Merge {
             tracing::info!(shards = ready.len(), "shards ready");
         }
         self.start(ready);
-        self.awaiting.retain(|parent, _| !self.lineage.has_children(parent));
+        self.awaiting
+            .retain(|parent, _| !self.lineage.has_children(parent));
         if full && !first {
             let listed: HashSet<Arc<str>> = shards.iter().map(|s| s.id.clone()).collect();
             let gone = self.lineage.prune(&listed);
             if !gone.is_empty() {
-                tracing::debug!(shards = gone.len(), "finished shards aged out of the stream");
-                self.updates
-                    .push_back(Update::Positions(gone.into_iter().map(|id| (id, None)).collect()));
+                tracing::debug!(
+                    shards = gone.len(),
+                    "finished shards aged out of the stream"
+                );
+                self.updates.push_back(Update::Positions(
+                    gone.into_iter().map(|id| (id, None)).collect(),
+                ));
             }
         }
         Ok(())
@@ -159,6 +167,17 @@ impl Merge {
             }
             match pos {
                 ShardPosition::Finished => updates.push((id.clone(), None)),
+                lost if self.ctx.skip_trimmed => {
+                    tracing::warn!(shard = %id, "the checkpoint's shard aged out of the stream unread");
+                    updates.push((id.clone(), None));
+                    self.updates.push_back(Update::Gap(Gap {
+                        shard_id: id.to_string(),
+                        after: match lost {
+                            ShardPosition::After(seq) => Some(seq.clone()),
+                            _ => None,
+                        },
+                    }));
+                }
                 ShardPosition::After(seq) => {
                     return Err(Error::new(
                         ErrorKind::TrimmedData,
@@ -183,7 +202,9 @@ impl Merge {
             for shard in shards {
                 if shard.closed {
                     // Closed before the start: nothing new will ever arrive in it.
-                    self.policy.resumed.insert(shard.id.clone(), ShardPosition::Finished);
+                    self.policy
+                        .resumed
+                        .insert(shard.id.clone(), ShardPosition::Finished);
                     updates.push((shard.id.clone(), Some(ShardPosition::Finished)));
                 } else {
                     self.initial_open.insert(shard.id.clone());
@@ -254,7 +275,8 @@ impl Merge {
         if !self.listed_once || (!catch_up && now >= self.next_full) {
             self.next_full = now + FULL_LISTING_EVERY;
             let ctx = self.ctx.clone();
-            self.discovery = Some(async move { list_all(&ctx).await.map(Discovered::Full) }.boxed());
+            self.discovery =
+                Some(async move { list_all(&ctx).await.map(Discovered::Full) }.boxed());
             return;
         }
         if now >= self.next_children {

@@ -71,10 +71,9 @@ where
     R: HasStatus,
 {
     match err {
-        SdkError::ServiceError(service) => classify_code(
-            service.err().code(),
-            Some(service.raw().status_code()),
-        ),
+        SdkError::ServiceError(service) => {
+            classify_code(service.err().code(), Some(service.raw().status_code()))
+        }
         SdkError::ConstructionFailure(_) => Fault::Invalid,
         SdkError::ResponseError(response) => {
             classify_code(None, Some(response.raw().status_code())).max_transient()
@@ -113,9 +112,7 @@ where
     R: std::fmt::Debug + Send + Sync + 'static,
 {
     let detail = match &err {
-        SdkError::ServiceError(s) => s
-            .err()
-            .to_string(),
+        SdkError::ServiceError(s) => s.err().to_string(),
         other => other.to_string(),
     };
     Error::new(fault.kind(), format!("{what}: {detail}")).with_source(err)
@@ -196,7 +193,9 @@ mod tests {
     #[test]
     fn idle_delay_doubles_to_its_cap() {
         let (min, max) = (Duration::from_millis(250), Duration::from_secs(2));
-        let delays: Vec<_> = (1..6).map(|n| idle_delay(n, min, max).as_millis()).collect();
+        let delays: Vec<_> = (1..6)
+            .map(|n| idle_delay(n, min, max).as_millis())
+            .collect();
         assert_eq!(delays, [250, 500, 1000, 2000, 2000]);
     }
 }

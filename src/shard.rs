@@ -9,7 +9,7 @@ use futures::Stream;
 
 use crate::discovery::Pacer;
 use crate::error::{Error, ErrorKind, Result};
-use crate::event::Change;
+use crate::event::{Change, Gap};
 use crate::retry::{Fault, RetryPolicy, classify, idle_delay, to_error};
 use crate::sequence::SequenceNumber;
 
@@ -26,6 +26,8 @@ pub(crate) struct Context {
     /// Catch-up mode: this many consecutive empty pages mean an open shard is read to its
     /// current end (empty pages happen mid-shard too, so one is not enough).
     pub(crate) catch_up: Option<u32>,
+    /// Skip to the trim horizon when a position was trimmed, reporting the gap.
+    pub(crate) skip_trimmed: bool,
 }
 
 /// Where a shard's reading begins.
@@ -34,7 +36,9 @@ pub(crate) enum ShardStart {
     TrimHorizon,
     /// At `LATEST` (only the shards open when the consumer starts); `since` is that moment in
     /// epoch seconds, used if the first iterator expires before anything was read.
-    Latest { since: i64 },
+    Latest {
+        since: i64,
+    },
     /// Right after a record already delivered.
     After(SequenceNumber),
     /// At `TRIM_HORIZON`, skipping records created before `since` (epoch seconds): a `LATEST`
@@ -76,6 +80,8 @@ pub(crate) struct Page {
     pub(crate) shard: Arc<str>,
     pub(crate) changes: Vec<Change>,
     pub(crate) end: PageEnd,
+    /// Records lost to retention just before this page (trim policy "skip").
+    pub(crate) gap: Option<Gap>,
 }
 
 pub(crate) type ShardReader = std::pin::Pin<Box<dyn Stream<Item = Result<Page>> + Send>>;
@@ -85,7 +91,7 @@ pub(crate) type ShardReader = std::pin::Pin<Box<dyn Stream<Item = Result<Page>> 
 /// Yields only pages with records, plus the final page (which may be empty). Recovers from
 /// expired iterators silently; retries transient faults within the budget; any other error is
 /// yielded once and ends the stream.
-pub(crate) fn read_shard(ctx: Arc<Context>, shard: Arc<str>, start: ShardStart) -> ShardReader {
+pub(crate) fn read_shard(ctx: Arc<Context>, shard: Arc<str>, mut start: ShardStart) -> ShardReader {
     Box::pin(async_stream::stream! {
         tracing::info!(shard = %shard, ?start, "shard started");
         let mut last_read: Option<SequenceNumber> = match &start {
@@ -105,13 +111,21 @@ pub(crate) fn read_shard(ctx: Arc<Context>, shard: Arc<str>, start: ShardStart) 
         let mut failures = 0u32;
         let mut expiries = 0u32;
         let mut empty_pages = 0u32;
+        let mut gap: Option<Gap> = None;
         loop {
             let current = match iterator.take() {
                 Some(it) => it,
                 None => {
                     match acquire(&ctx, &shard, &start, last_read.as_ref(), first).await {
                         Ok(it) => it,
-                        Err(e) => { yield Err(e); return; }
+                        Err(e) => {
+                            if e.kind() == ErrorKind::TrimmedData && ctx.skip_trimmed && gap.is_none() && start != ShardStart::TrimHorizon {
+                                gap = Some(skip_to_horizon(&shard, &mut start, &mut last_read, &mut since));
+                                continue;
+                            }
+                            yield Err(e);
+                            return;
+                        }
                     }
                 }
             };
@@ -138,6 +152,9 @@ pub(crate) fn read_shard(ctx: Arc<Context>, shard: Arc<str>, start: ShardStart) 
                             if let (None, ShardStart::Latest { since: t }) = (&last_read, &start) {
                                 since = Some(*t);
                             }
+                        }
+                        Fault::Trimmed if ctx.skip_trimmed && failures <= ctx.retry.max_retries => {
+                            gap = Some(skip_to_horizon(&shard, &mut start, &mut last_read, &mut since));
                         }
                         f if f.is_transient() && failures <= ctx.retry.max_retries => {
                             let delay = ctx.retry.delay(failures - 1, fastrand::f64());
@@ -182,7 +199,7 @@ pub(crate) fn read_shard(ctx: Arc<Context>, shard: Arc<str>, start: ShardStart) 
             }
             if let Some(err) = malformed {
                 if !changes.is_empty() {
-                    yield Ok(Page { shard: shard.clone(), changes, end: PageEnd::More });
+                    yield Ok(Page { shard: shard.clone(), changes, end: PageEnd::More, gap: gap.take() });
                 }
                 yield Err(err);
                 return;
@@ -190,20 +207,20 @@ pub(crate) fn read_shard(ctx: Arc<Context>, shard: Arc<str>, start: ShardStart) 
             let had_records = !changes.is_empty();
             let Some(next) = next else {
                 tracing::info!(shard = %shard, "shard read to its end");
-                yield Ok(Page { shard: shard.clone(), changes, end: PageEnd::ShardEnd });
+                yield Ok(Page { shard: shard.clone(), changes, end: PageEnd::ShardEnd, gap: gap.take() });
                 return;
             };
             iterator = Some(next);
             if had_records {
                 empty_pages = 0;
-                yield Ok(Page { shard: shard.clone(), changes, end: PageEnd::More });
+                yield Ok(Page { shard: shard.clone(), changes, end: PageEnd::More, gap: gap.take() });
                 // A backlog is read back to back: no sleep after a page with records.
                 continue;
             }
             empty_pages += 1;
             if ctx.catch_up.is_some_and(|n| empty_pages >= n) {
                 tracing::debug!(shard = %shard, "shard caught up");
-                yield Ok(Page { shard: shard.clone(), changes, end: PageEnd::CaughtUp });
+                yield Ok(Page { shard: shard.clone(), changes, end: PageEnd::CaughtUp, gap: gap.take() });
                 return;
             }
             let delay = if ctx.catch_up.is_some() {
@@ -214,6 +231,22 @@ pub(crate) fn read_shard(ctx: Arc<Context>, shard: Arc<str>, start: ShardStart) 
             tokio::time::sleep(delay).await;
         }
     })
+}
+
+/// Trim policy "skip": read on from the trim horizon, and say what was lost.
+fn skip_to_horizon(
+    shard: &Arc<str>,
+    start: &mut ShardStart,
+    last_read: &mut Option<SequenceNumber>,
+    since: &mut Option<i64>,
+) -> Gap {
+    tracing::warn!(shard = %shard, after = ?last_read, "records were trimmed before they were read; skipping to the trim horizon");
+    *start = ShardStart::TrimHorizon;
+    *since = None;
+    Gap {
+        shard_id: shard.to_string(),
+        after: last_read.take(),
+    }
 }
 
 async fn acquire(
@@ -238,8 +271,11 @@ async fn acquire(
         match result {
             Ok(out) => {
                 return out.shard_iterator.ok_or_else(|| {
-                    Error::new(ErrorKind::InvalidRequest, "GetShardIterator returned no iterator")
-                        .with_shard(shard.to_string())
+                    Error::new(
+                        ErrorKind::InvalidRequest,
+                        "GetShardIterator returned no iterator",
+                    )
+                    .with_shard(shard.to_string())
                 });
             }
             Err(err) => {
@@ -251,11 +287,7 @@ async fn acquire(
                     tokio::time::sleep(delay).await;
                     continue;
                 }
-                let what = format!(
-                    "GetShardIterator ({}) on {}",
-                    kind.as_str(),
-                    ctx.stream_arn
-                );
+                let what = format!("GetShardIterator ({}) on {}", kind.as_str(), ctx.stream_arn);
                 return Err(to_error(fault, &what, err)
                     .with_shard(shard.to_string())
                     .with_sequence_number(seq.cloned()));
@@ -272,9 +304,15 @@ mod tests {
     fn iterator_requests_never_fall_back_to_latest() {
         let seq = SequenceNumber::new("100000000000000000001").unwrap();
         let latest = ShardStart::Latest { since: 0 };
-        assert_eq!(iterator_request(&latest, None, true), (ShardIteratorType::Latest, None));
+        assert_eq!(
+            iterator_request(&latest, None, true),
+            (ShardIteratorType::Latest, None)
+        );
         // The first LATEST iterator expired before anything was read: trim horizon, filtered.
-        assert_eq!(iterator_request(&latest, None, false), (ShardIteratorType::TrimHorizon, None));
+        assert_eq!(
+            iterator_request(&latest, None, false),
+            (ShardIteratorType::TrimHorizon, None)
+        );
         assert_eq!(
             iterator_request(&latest, Some(&seq), false),
             (ShardIteratorType::AfterSequenceNumber, Some(&seq))
@@ -285,7 +323,10 @@ mod tests {
             (ShardIteratorType::AfterSequenceNumber, Some(&seq))
         );
         for start in [ShardStart::TrimHorizon, ShardStart::Since(5)] {
-            assert_eq!(iterator_request(&start, None, true), (ShardIteratorType::TrimHorizon, None));
+            assert_eq!(
+                iterator_request(&start, None, true),
+                (ShardIteratorType::TrimHorizon, None)
+            );
         }
     }
 }

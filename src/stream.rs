@@ -15,7 +15,7 @@ use pin_project::pin_project;
 use crate::checkpoint::{Checkpoint, Positions, ShardPosition};
 use crate::discovery::Pacer;
 use crate::error::{Error, ErrorKind, Result};
-use crate::event::{Change, ChangeEvent};
+use crate::event::{Change, ChangeEvent, Gap};
 use crate::lineage::ShardState;
 use crate::merge::{Merge, StartPolicy, Update};
 use crate::retry::RetryPolicy;
@@ -34,6 +34,19 @@ pub enum StartPosition {
     Latest,
 }
 
+/// What to do when a position is older than the stream's 24-hour retention.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TrimPolicy {
+    /// End the stream with [`ErrorKind::TrimmedData`], naming the shard and the last sequence
+    /// number read: nothing is skipped without you deciding so.
+    #[default]
+    Fail,
+    /// Go on from the shard's trim horizon. The lost range is still reported: on the first
+    /// event after it ([`ChangeEvent::gap_before`]) and in [`Status::gaps`].
+    SkipToTrimHorizon,
+}
+
 /// A DynamoDB stream as one ordered [`Stream`] of [`ChangeEvent`]s.
 ///
 /// Built with [`ChangeStream::builder`]. See the [crate documentation](crate) for the ordering
@@ -50,11 +63,14 @@ pub struct ChangeStream {
     positions: Positions,
     page: Option<CurrentPage>,
     stats: HashMap<Arc<str>, ShardStats>,
+    gaps: Vec<Gap>,
     stream_arn: Arc<str>,
     done: bool,
 }
 
 struct CurrentPage {
+    /// Reported on the page's first event, then cleared.
+    gap: Option<Arc<Gap>>,
     shard: Arc<str>,
     changes: std::vec::IntoIter<Change>,
     end: PageEnd,
@@ -89,6 +105,7 @@ impl ChangeStream {
             read_ahead: 1,
             retry: RetryPolicy::default(),
             describe_interval: Duration::from_millis(200),
+            trim_policy: TrimPolicy::default(),
         }
     }
 
@@ -140,7 +157,10 @@ impl ChangeStream {
                 }
             })
             .collect();
-        Status { shards }
+        Status {
+            shards,
+            gaps: self.gaps.clone(),
+        }
     }
 }
 
@@ -170,8 +190,12 @@ impl Stream for ChangeStream {
             }
             match this.merge.as_mut().poll_next(cx) {
                 Poll::Ready(Some(Ok(Update::Page(page)))) => {
+                    if let Some(gap) = &page.gap {
+                        this.gaps.push(gap.clone());
+                    }
                     *this.page = Some(open_page(this.positions, page));
                 }
+                Poll::Ready(Some(Ok(Update::Gap(gap)))) => this.gaps.push(gap),
                 Poll::Ready(Some(Ok(Update::Positions(updates)))) => {
                     for (shard, position) in updates {
                         match position {
@@ -202,6 +226,7 @@ impl FusedStream for ChangeStream {
 
 fn open_page(positions: &mut Positions, page: Page) -> CurrentPage {
     CurrentPage {
+        gap: page.gap.map(Arc::new),
         base: positions.snapshot(),
         shard: page.shard,
         changes: page.changes.into_iter(),
@@ -227,11 +252,9 @@ fn next_event(
     let entry = stats.entry(page.shard.clone()).or_default();
     entry.records += 1;
     entry.last_sequence_number = Some(change.sequence_number.clone());
-    entry.last_created = change
-        .created
-        .and_then(|t| SystemTime::try_from(t).ok());
+    entry.last_created = change.created.and_then(|t| SystemTime::try_from(t).ok());
     let checkpoint = Checkpoint::new(page.base.clone(), page.shard.clone(), position);
-    Some(ChangeEvent::new(change, checkpoint))
+    Some(ChangeEvent::new(change, checkpoint, page.gap.take()))
 }
 
 /// Records a fully delivered page in the running positions.
@@ -259,6 +282,7 @@ pub struct ChangeStreamBuilder {
     read_ahead: usize,
     retry: RetryPolicy,
     describe_interval: Duration,
+    trim_policy: TrimPolicy,
 }
 
 impl ChangeStreamBuilder {
@@ -336,6 +360,13 @@ impl ChangeStreamBuilder {
         self
     }
 
+    /// What to do when a position (from a checkpoint, or after a long stall) is older than the
+    /// stream's retention. Default is [`TrimPolicy::Fail`].
+    pub fn on_trimmed(mut self, policy: TrimPolicy) -> Self {
+        self.trim_policy = policy;
+        self
+    }
+
     /// Checks the configuration and creates the stream. No request is sent until it is polled.
     ///
     /// # Errors
@@ -392,6 +423,7 @@ impl ChangeStreamBuilder {
             poll_interval: self.poll_interval,
             max_poll_interval: self.max_poll_interval,
             catch_up: self.catch_up.then_some(3),
+            skip_trimmed: self.trim_policy == TrimPolicy::SkipToTrimHorizon,
         });
         let policy = StartPolicy {
             resumed: resumed.clone(),
@@ -402,6 +434,7 @@ impl ChangeStreamBuilder {
             positions: Positions::new(stream_arn.clone(), resumed),
             page: None,
             stats: HashMap::new(),
+            gaps: Vec::new(),
             stream_arn,
             done: false,
         })
@@ -437,6 +470,9 @@ fn validate_arn(arn: &str) -> Result<()> {
 pub struct Status {
     /// Every shard known to the consumer, ordered by id.
     pub shards: Vec<ShardStatus>,
+    /// Records lost to retention and skipped over under [`TrimPolicy::SkipToTrimHorizon`],
+    /// oldest first. Always empty under the default policy, which fails instead.
+    pub gaps: Vec<Gap>,
 }
 
 impl Status {
@@ -478,7 +514,8 @@ mod tests {
 
     #[test]
     fn arns_are_checked() {
-        let good = "arn:aws:dynamodb:us-east-1:123456789012:table/Orders/stream/2026-11-21T19:03:46.123";
+        let good =
+            "arn:aws:dynamodb:us-east-1:123456789012:table/Orders/stream/2026-11-21T19:03:46.123";
         assert!(validate_arn(good).is_ok());
         for bad in [
             "",
@@ -487,7 +524,11 @@ mod tests {
             "arn:aws:kinesis:us-east-1:123456789012:table/Orders/stream/x",
             "arn:aws:dynamodb:us-east-1:123456789012:table//stream/x",
         ] {
-            assert_eq!(validate_arn(bad).unwrap_err().kind(), ErrorKind::Config, "{bad}");
+            assert_eq!(
+                validate_arn(bad).unwrap_err().kind(),
+                ErrorKind::Config,
+                "{bad}"
+            );
         }
     }
 }

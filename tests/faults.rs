@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use dynamodb_stream::sim::{Fault, Operation, Simulator};
-use dynamodb_stream::{Checkpoint, ChangeStream, ErrorKind, StartPosition};
+use dynamodb_stream::{ChangeStream, Checkpoint, ErrorKind, StartPosition, TrimPolicy};
 use futures::StreamExt;
 use support::sim::*;
 
@@ -74,13 +74,21 @@ async fn throttling_past_the_budget_is_a_typed_error() {
     assert!(err.is_retryable());
     assert!(err.shard_id().is_some());
     // Bounded: the documented budget is about a minute of backoff.
-    assert!(started.elapsed() < Duration::from_secs(180), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(180),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn server_errors_past_the_budget_are_a_typed_error() {
     let sim = sim_with(1);
-    sim.inject(Operation::DescribeStream, Fault::InternalServerError, 10_000);
+    sim.inject(
+        Operation::DescribeStream,
+        Fault::InternalServerError,
+        10_000,
+    );
     let err = first_error(&sim).await;
     assert_eq!(err.kind(), ErrorKind::Service);
 }
@@ -94,11 +102,17 @@ async fn trimmed_position_is_data_loss_naming_shard_and_position() {
     drop(stream);
     let shard = seen[1].shard_id().to_owned();
     sim.trim_all(&shard);
-    let err = drain(builder(&sim).resume_from(checkpoint).until_caught_up(true).build().unwrap())
-        .await
-        .into_iter()
-        .find_map(Result::err)
-        .expect("an error");
+    let err = drain(
+        builder(&sim)
+            .resume_from(checkpoint)
+            .until_caught_up(true)
+            .build()
+            .unwrap(),
+    )
+    .await
+    .into_iter()
+    .find_map(Result::err)
+    .expect("an error");
     assert_eq!(err.kind(), ErrorKind::TrimmedData);
     assert_eq!(err.shard_id(), Some(shard.as_str()));
     assert_eq!(err.sequence_number(), Some(seen[1].sequence_number()));
@@ -130,7 +144,9 @@ async fn bad_configuration_is_refused_by_build() {
         builder(&sim).page_size(1001),
         builder(&sim).read_ahead(0),
         builder(&sim).poll_interval(Duration::ZERO),
-        builder(&sim).poll_interval(Duration::from_secs(5)).max_poll_interval(Duration::from_secs(1)),
+        builder(&sim)
+            .poll_interval(Duration::from_secs(5))
+            .max_poll_interval(Duration::from_secs(1)),
     ];
     for b in cases {
         assert_eq!(b.build().unwrap_err().kind(), ErrorKind::Config);
@@ -147,7 +163,10 @@ async fn checkpoints_of_another_stream_or_corrupt_text_are_refused() {
     assert_eq!(err.kind(), ErrorKind::CheckpointMismatch);
     let text = cp.to_string();
     let corrupt = text.replacen("=s", "=s9", 1);
-    assert_eq!(corrupt.parse::<Checkpoint>().unwrap_err().kind(), ErrorKind::InvalidCheckpoint);
+    assert_eq!(
+        corrupt.parse::<Checkpoint>().unwrap_err().kind(),
+        ErrorKind::InvalidCheckpoint
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -167,4 +186,92 @@ async fn latest_sees_only_new_records() {
     sim.put_item(item("new", 100));
     let ev = take(&mut stream, 1).await;
     assert_eq!(pk_v(&ev[0]), ("new".to_owned(), 100));
+}
+
+#[tokio::test(start_paused = true)]
+async fn skipping_trimmed_data_reports_the_gap_on_the_next_event_and_in_status() {
+    let sim = sim_with(0);
+    let shard = sim.shards()[0].shard_id.clone();
+    for v in 0..6 {
+        sim.put_item(item("k", v));
+    }
+    let mut stream = builder(&sim).build().unwrap();
+    let seen = take(&mut stream, 2).await;
+    drop(stream);
+    // Records 2 and 3 age out unread; 4 and 5 are still there.
+    let all: Vec<String> = {
+        let mut s = builder(&sim).build().unwrap();
+        take(&mut s, 6)
+            .await
+            .iter()
+            .map(|e| e.sequence_number().to_string())
+            .collect()
+    };
+    sim.trim_before(&shard, &all[4]);
+    let mut resumed = builder(&sim)
+        .resume_from(seen[1].checkpoint().clone())
+        .on_trimmed(TrimPolicy::SkipToTrimHorizon)
+        .build()
+        .unwrap();
+    let rest = take(&mut resumed, 2).await;
+    assert_eq!(rest.iter().map(|e| pk_v(e).1).collect::<Vec<_>>(), [4, 5]);
+    let gap = rest[0]
+        .gap_before()
+        .expect("the gap is reported on the next event");
+    assert_eq!(gap.shard_id, shard);
+    assert_eq!(gap.after.as_ref(), Some(seen[1].sequence_number()));
+    assert!(rest[1].gap_before().is_none());
+    assert_eq!(resumed.status().gaps, vec![gap.clone()]);
+
+    // The default policy ends the stream instead.
+    let err = drain(
+        builder(&sim)
+            .resume_from(seen[1].checkpoint().clone())
+            .until_caught_up(true)
+            .build()
+            .unwrap(),
+    )
+    .await
+    .into_iter()
+    .find_map(Result::err)
+    .expect("an error");
+    assert_eq!(err.kind(), ErrorKind::TrimmedData);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_checkpointed_shard_that_aged_out_unread_is_reported() {
+    let sim = Simulator::builder().initial_shards(1).seed(3).build();
+    let parent = sim.shards()[0].shard_id.clone();
+    for v in 0..4 {
+        sim.put_item(item("k", v));
+    }
+    let mut stream = builder(&sim).build().unwrap();
+    let first = take(&mut stream, 1).await;
+    drop(stream);
+    let child = sim.split(&parent, 1).remove(0);
+    sim.put_item(item("k", 10));
+    sim.age_out(&parent);
+    let cp = first[0].checkpoint().clone();
+    let err = drain(
+        builder(&sim)
+            .resume_from(cp.clone())
+            .until_caught_up(true)
+            .build()
+            .unwrap(),
+    )
+    .await
+    .into_iter()
+    .find_map(Result::err)
+    .expect("an error");
+    assert_eq!(err.kind(), ErrorKind::TrimmedData);
+    assert_eq!(err.shard_id(), Some(parent.as_str()));
+    let mut skipping = builder(&sim)
+        .resume_from(cp)
+        .on_trimmed(TrimPolicy::SkipToTrimHorizon)
+        .build()
+        .unwrap();
+    let next = take(&mut skipping, 1).await;
+    assert_eq!(next[0].shard_id(), child);
+    assert_eq!(skipping.status().gaps.len(), 1);
+    assert_eq!(skipping.status().gaps[0].shard_id, parent);
 }

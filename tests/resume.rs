@@ -22,7 +22,11 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// A stream with `writes` records over random splits (1 to 3 children), all written up front.
 fn scripted(seed: u64, writes: u64, split_every: u64) -> Simulator {
-    let sim = Simulator::builder().initial_shards(2).max_page(3).seed(seed).build();
+    let sim = Simulator::builder()
+        .initial_shards(2)
+        .max_page(3)
+        .seed(seed)
+        .build();
     for v in 0..writes {
         sim.put_item(item(&format!("k{}", v % 7), v));
         if v % split_every == split_every - 1 {
@@ -37,7 +41,9 @@ fn scripted(seed: u64, writes: u64, split_every: u64) -> Simulator {
 fn per_shard(events: &[ChangeEvent]) -> HashMap<String, Vec<(String, u64)>> {
     let mut out: HashMap<String, Vec<(String, u64)>> = HashMap::new();
     for ev in events {
-        out.entry(ev.shard_id().to_owned()).or_default().push(pk_v(ev));
+        out.entry(ev.shard_id().to_owned())
+            .or_default()
+            .push(pk_v(ev));
     }
     out
 }
@@ -98,7 +104,10 @@ async fn resuming_after_the_last_event_delivers_nothing() {
         .values()
         .filter(|p| matches!(p, ShardPosition::Finished))
         .count();
-    assert!(finished >= 1, "split parents are recorded as finished: {last:?}");
+    assert!(
+        finished >= 1,
+        "split parents are recorded as finished: {last:?}"
+    );
     let mut again = builder(&sim).resume_from(last).build().unwrap();
     let extra = tokio::time::timeout(Duration::from_secs(10), again.next()).await;
     assert!(extra.is_err(), "{extra:?}");
@@ -128,7 +137,10 @@ async fn latest_start_resumes_without_losing_quiet_shards() {
     let first = take(&mut stream, 1).await;
     let token = first[0].checkpoint().clone();
     assert!(
-        token.positions().values().any(|p| matches!(p, ShardPosition::LatestSince(_))),
+        token
+            .positions()
+            .values()
+            .any(|p| matches!(p, ShardPosition::LatestSince(_))),
         "the other shard has delivered nothing yet: {token:?}"
     );
     drop(stream);
@@ -148,6 +160,14 @@ async fn stream_checkpoint_matches_the_last_event() {
     let mut stream = builder(&sim).build().unwrap();
     let events = take(&mut stream, 4).await;
     assert_eq!(&stream.checkpoint(), events[3].checkpoint());
-    assert_eq!(stream.status().shards.iter().map(|s| s.records).sum::<u64>(), 4);
+    assert_eq!(
+        stream
+            .status()
+            .shards
+            .iter()
+            .map(|s| s.records)
+            .sum::<u64>(),
+        4
+    );
     let _ = StartPosition::TrimHorizon;
 }

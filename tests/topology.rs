@@ -31,7 +31,11 @@ async fn more_than_a_hundred_shards_are_all_read() {
 
 #[tokio::test(start_paused = true)]
 async fn a_tree_of_splits_is_read_parents_first() {
-    let sim = Simulator::builder().initial_shards(1).max_page(4).seed(3).build();
+    let sim = Simulator::builder()
+        .initial_shards(1)
+        .max_page(4)
+        .seed(3)
+        .build();
     let mut v = 0u64;
     let mut level = vec![sim.shards()[0].shard_id.clone()];
     for _depth in 0..3 {
@@ -92,7 +96,11 @@ async fn children_listed_late_are_found_and_read() {
     let mut stream = builder(&sim).build().unwrap();
     let events = take(&mut stream, 9).await;
     assert_eq!(events[0].shard_id(), parent);
-    assert!(events[1..].iter().all(|e| children.iter().any(|c| c == e.shard_id())));
+    assert!(
+        events[1..]
+            .iter()
+            .all(|e| children.iter().any(|c| c == e.shard_id()))
+    );
     let status = stream.status();
     let parent_state = status.shards.iter().find(|s| s.shard_id == parent).unwrap();
     assert_eq!(parent_state.state, ShardState::Finished);
@@ -100,7 +108,11 @@ async fn children_listed_late_are_found_and_read() {
 
 #[tokio::test(start_paused = true)]
 async fn a_slow_consumer_keeps_the_read_ahead_bounded() {
-    let sim = Simulator::builder().initial_shards(4).max_page(10).seed(8).build();
+    let sim = Simulator::builder()
+        .initial_shards(4)
+        .max_page(10)
+        .seed(8)
+        .build();
     for v in 0..400u64 {
         sim.put_item(item(&format!("k{v}"), v));
     }
@@ -110,7 +122,11 @@ async fn a_slow_consumer_keeps_the_read_ahead_bounded() {
     // Each of the 4 shards may have one page out and one buffered: a few calls, not 40.
     assert!(calls <= 8, "{calls} GetRecords calls for one event");
     tokio::time::sleep(Duration::from_secs(60)).await;
-    assert_eq!(sim.calls().get_records, calls, "readers ran ahead while the consumer slept");
+    assert_eq!(
+        sim.calls().get_records,
+        calls,
+        "readers ran ahead while the consumer slept"
+    );
     let _ = stream.next().await;
 }
 
@@ -124,5 +140,8 @@ async fn idle_shards_are_polled_gently() {
     assert!(idle.is_err());
     let calls = sim.calls().get_records;
     // Defaults: 250 ms doubling to 2 s: about 30 calls in a minute, never a busy loop.
-    assert!((20..=40).contains(&calls), "{calls} GetRecords calls in an idle minute");
+    assert!(
+        (20..=40).contains(&calls),
+        "{calls} GetRecords calls in an idle minute"
+    );
 }
