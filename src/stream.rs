@@ -388,17 +388,19 @@ impl ChangeStreamBuilder {
                 self.poll_interval, self.max_poll_interval
             ));
         }
-        if let Some(cp) = &self.checkpoint {
-            if cp.stream_arn() != self.stream_arn {
-                return Err(Error::new(
-                    ErrorKind::CheckpointMismatch,
-                    format!(
-                        "the checkpoint belongs to {} but the stream is {}",
-                        cp.stream_arn(),
-                        self.stream_arn
-                    ),
-                ));
-            }
+        if let Some(cp) = self
+            .checkpoint
+            .as_ref()
+            .filter(|cp| cp.stream_arn() != self.stream_arn)
+        {
+            return Err(Error::new(
+                ErrorKind::CheckpointMismatch,
+                format!(
+                    "the checkpoint belongs to {} but the stream is {}",
+                    cp.stream_arn(),
+                    self.stream_arn
+                ),
+            ));
         }
         let stream_arn: Arc<str> = Arc::from(self.stream_arn.as_str());
         let resumed = self
