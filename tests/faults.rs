@@ -19,13 +19,7 @@ fn sim_with(records: u64) -> Simulator {
 }
 
 async fn first_error(sim: &Simulator) -> dynamodb_stream::Error {
-    let results = drain(builder(sim).until_caught_up(true).build().unwrap()).await;
-    let n = results.len();
-    let last = results.into_iter().last().expect("no item at all");
-    match last {
-        Err(e) => e,
-        Ok(_) => panic!("stream of {n} items ended without an error"),
-    }
+    error_of(builder(sim)).await
 }
 
 #[tokio::test(start_paused = true)]
@@ -102,17 +96,7 @@ async fn trimmed_position_is_data_loss_naming_shard_and_position() {
     drop(stream);
     let shard = seen[1].shard_id().to_owned();
     sim.trim_all(&shard);
-    let err = drain(
-        builder(&sim)
-            .resume_from(checkpoint)
-            .until_caught_up(true)
-            .build()
-            .unwrap(),
-    )
-    .await
-    .into_iter()
-    .find_map(Result::err)
-    .expect("an error");
+    let err = error_of(builder(&sim).resume_from(checkpoint)).await;
     assert_eq!(err.kind(), ErrorKind::TrimmedData);
     assert_eq!(err.shard_id(), Some(shard.as_str()));
     assert_eq!(err.sequence_number(), Some(seen[1].sequence_number()));
@@ -224,17 +208,7 @@ async fn skipping_trimmed_data_reports_the_gap_on_the_next_event_and_in_status()
     assert_eq!(resumed.status().gaps, vec![gap.clone()]);
 
     // The default policy ends the stream instead.
-    let err = drain(
-        builder(&sim)
-            .resume_from(seen[1].checkpoint().clone())
-            .until_caught_up(true)
-            .build()
-            .unwrap(),
-    )
-    .await
-    .into_iter()
-    .find_map(Result::err)
-    .expect("an error");
+    let err = error_of(builder(&sim).resume_from(seen[1].checkpoint().clone())).await;
     assert_eq!(err.kind(), ErrorKind::TrimmedData);
 }
 
@@ -252,17 +226,7 @@ async fn a_checkpointed_shard_that_aged_out_unread_is_reported() {
     sim.put_item(item("k", 10));
     sim.age_out(&parent);
     let cp = first[0].checkpoint().clone();
-    let err = drain(
-        builder(&sim)
-            .resume_from(cp.clone())
-            .until_caught_up(true)
-            .build()
-            .unwrap(),
-    )
-    .await
-    .into_iter()
-    .find_map(Result::err)
-    .expect("an error");
+    let err = error_of(builder(&sim).resume_from(cp.clone())).await;
     assert_eq!(err.kind(), ErrorKind::TrimmedData);
     assert_eq!(err.shard_id(), Some(parent.as_str()));
     let mut skipping = builder(&sim)

@@ -80,14 +80,6 @@ fn apply(sim: &Simulator, steps: &[Step], written: &mut Vec<(String, u64)>) {
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .expect("runtime")
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
 
@@ -98,7 +90,7 @@ proptest! {
         page in 1usize..6,
         seed in any::<u64>(),
     ) {
-        runtime().block_on(async {
+        paused_runtime().block_on(async {
             let sim = Simulator::builder()
                 .initial_shards(roots)
                 .max_page(page)

@@ -12,14 +12,6 @@ use futures::StreamExt;
 use proptest::prelude::*;
 use support::sim::*;
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .expect("runtime")
-}
-
 /// A stream with `writes` records over random splits (1 to 3 children), all written up front.
 fn scripted(seed: u64, writes: u64, split_every: u64) -> Simulator {
     let sim = Simulator::builder()
@@ -58,7 +50,7 @@ proptest! {
         split_every in 3u64..20,
         cut in any::<prop::sample::Index>(),
     ) {
-        runtime().block_on(async {
+        paused_runtime().block_on(async {
             let sim = scripted(seed, writes, split_every);
             let mut first = builder(&sim).build().unwrap();
             let all = take(&mut first, writes as usize).await;

@@ -112,3 +112,22 @@ pub fn assert_per_key_order(events: &[ChangeEvent]) {
         }
     }
 }
+
+/// The error that ended a catch-up run of `builder`.
+pub async fn error_of(builder: ChangeStreamBuilder) -> dynamodb_stream::Error {
+    let results = drain(builder.until_caught_up(true).build().unwrap()).await;
+    let n = results.len();
+    match results.into_iter().last() {
+        Some(Err(e)) => e,
+        _ => panic!("the stream of {n} items ended without an error"),
+    }
+}
+
+/// A current-thread runtime with paused time, for property tests.
+pub fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .expect("runtime")
+}
