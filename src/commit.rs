@@ -73,7 +73,14 @@ type SaveFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 /// ```
 #[must_use = "streams do nothing unless polled"]
 pub struct Committer<S, C> {
-    stream: Option<Pin<Box<S>>>,
+    stream: Pin<Box<S>>,
+    saver: Saver<C>,
+    /// The inner stream ended and the final save was tried.
+    done: bool,
+}
+
+/// Everything but the stream: what [`Committer::close`] keeps after dropping the stream.
+struct Saver<C> {
     store: Arc<C>,
     every: u64,
     interval: Duration,
@@ -86,8 +93,6 @@ pub struct Committer<S, C> {
     in_flight: Option<(Checkpoint, SaveFuture)>,
     saved: Option<Checkpoint>,
     timer: Option<Pin<Box<Sleep>>>,
-    /// The inner stream ended and the final save was tried.
-    done: bool,
 }
 
 impl<S, C> Committer<S, C>
@@ -101,16 +106,18 @@ where
     /// clones share state, like [`MemoryStore`](crate::MemoryStore)).
     pub fn new(stream: S, store: C) -> Self {
         Self {
-            stream: Some(Box::pin(stream)),
-            store: Arc::new(store),
-            every: 1000,
-            interval: Duration::from_secs(5),
-            pending: None,
-            acks: 0,
-            since: None,
-            in_flight: None,
-            saved: None,
-            timer: None,
+            stream: Box::pin(stream),
+            saver: Saver {
+                store: Arc::new(store),
+                every: 1000,
+                interval: Duration::from_secs(5),
+                pending: None,
+                acks: 0,
+                since: None,
+                in_flight: None,
+                saved: None,
+                timer: None,
+            },
             done: false,
         }
     }
@@ -118,14 +125,14 @@ where
     /// Saves once this many events have been acknowledged since the last save; 0 turns the
     /// count off. Default is 1000.
     pub fn every(mut self, events: u64) -> Self {
-        self.every = events;
+        self.saver.every = events;
         self
     }
 
     /// Saves once the oldest unsaved acknowledgement is this old; zero turns the timer off.
     /// Default is 5 seconds.
     pub fn interval(mut self, interval: Duration) -> Self {
-        self.interval = interval;
+        self.saver.interval = interval;
         self
     }
 
@@ -138,26 +145,27 @@ where
     /// [`ack`](Self::ack) by checkpoint, for code that keeps events and checkpoints apart
     /// ([`ChangeEvent::into_checkpoint`]).
     pub fn ack_checkpoint(&mut self, checkpoint: Checkpoint) {
-        self.pending = Some(checkpoint);
-        self.acks = self.acks.saturating_add(1);
-        if self.since.is_none() {
-            self.since = Some(Instant::now());
+        let saver = &mut self.saver;
+        saver.pending = Some(checkpoint);
+        saver.acks = saver.acks.saturating_add(1);
+        if saver.since.is_none() {
+            saver.since = Some(Instant::now());
         }
     }
 
     /// The last checkpoint saved by this committer.
     pub fn saved(&self) -> Option<&Checkpoint> {
-        self.saved.as_ref()
+        self.saver.saved.as_ref()
     }
 
     /// The store.
     pub fn store(&self) -> &C {
-        &self.store
+        &self.saver.store
     }
 
     /// The wrapped stream, for example for [`ChangeStream::status`](crate::ChangeStream::status).
-    pub fn get_ref(&self) -> Option<&S> {
-        self.stream.as_deref()
+    pub fn get_ref(&self) -> &S {
+        &self.stream
     }
 
     /// Saves the last acknowledged position now (after any save in flight) and returns the
@@ -166,8 +174,7 @@ where
     /// # Errors
     /// The store's error; the position stays unsaved.
     pub async fn flush(&mut self) -> Result<Option<Checkpoint>> {
-        poll_fn(|cx| self.poll_flush(cx)).await?;
-        Ok(self.saved.clone())
+        self.saver.flush().await
     }
 
     /// Stops reading (the inner stream is dropped: pages in flight are discarded, which loses
@@ -177,25 +184,27 @@ where
     /// # Errors
     /// The store's error when the final save fails: the position of the last save before it
     /// stays in the store.
-    pub async fn close(mut self) -> Result<Option<Checkpoint>> {
-        self.stream = None;
-        self.flush().await
+    pub async fn close(self) -> Result<Option<Checkpoint>> {
+        let Self {
+            stream, mut saver, ..
+        } = self;
+        drop(stream);
+        saver.flush().await
     }
+}
 
-    /// Drives the save in flight; then, if an acknowledged position is unsaved, saves it.
-    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+impl<C: CheckpointStore + 'static> Saver<C> {
+    async fn flush(&mut self) -> Result<Option<Checkpoint>> {
         let mut result = Ok(());
         if self.in_flight.is_some() {
-            match self.poll_save(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(r) => result = r,
-            }
+            result = poll_fn(|cx| self.poll_save(cx)).await;
         }
+        // Newer than the save in flight, or that save's position if it failed: one attempt.
         if self.pending.is_some() {
             self.start_save();
-            return self.poll_save(cx);
+            result = poll_fn(|cx| self.poll_save(cx)).await;
         }
-        Poll::Ready(result)
+        result.map(|()| self.saved.clone())
     }
 
     fn due(&self) -> bool {
@@ -208,7 +217,8 @@ where
         if self.interval.is_zero() {
             return None;
         }
-        self.since.and_then(|since| since.checked_add(self.interval))
+        self.since
+            .and_then(|since| since.checked_add(self.interval))
     }
 
     fn start_save(&mut self) {
@@ -270,31 +280,29 @@ where
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         // Every field is Unpin: the inner stream is boxed.
         let this = self.get_mut();
+        let saver = &mut this.saver;
         loop {
-            if this.in_flight.is_some() {
-                if let Err(e) = std::task::ready!(this.poll_save(cx)) {
-                    return Poll::Ready(Some(Err(e)));
-                }
+            if saver.in_flight.is_some()
+                && let Err(e) = std::task::ready!(saver.poll_save(cx))
+            {
+                return Poll::Ready(Some(Err(e)));
             }
             if this.done {
                 return Poll::Ready(None);
             }
-            if this.due() {
-                this.start_save();
+            if saver.due() {
+                saver.start_save();
                 continue;
             }
-            let Some(stream) = this.stream.as_mut() else {
-                return Poll::Ready(None);
-            };
-            match stream.as_mut().poll_next(cx) {
+            match this.stream.as_mut().poll_next(cx) {
                 Poll::Ready(Some(item)) => return Poll::Ready(Some(item)),
                 Poll::Ready(None) => {
                     this.done = true;
-                    this.start_save();
+                    saver.start_save();
                 }
                 Poll::Pending => {
-                    if this.poll_timer(cx) {
-                        this.start_save();
+                    if saver.poll_timer(cx) {
+                        saver.start_save();
                         continue;
                     }
                     return Poll::Pending;
@@ -310,19 +318,20 @@ where
     C: CheckpointStore + 'static,
 {
     fn is_terminated(&self) -> bool {
-        self.done && self.in_flight.is_none()
+        self.done && self.saver.in_flight.is_none()
     }
 }
 
 impl<S, C: fmt::Debug> fmt::Debug for Committer<S, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let saver = &self.saver;
         f.debug_struct("Committer")
-            .field("store", &self.store)
-            .field("every", &self.every)
-            .field("interval", &self.interval)
-            .field("pending", &self.pending.is_some())
-            .field("saving", &self.in_flight.is_some())
-            .field("saved", &self.saved)
+            .field("store", &saver.store)
+            .field("every", &saver.every)
+            .field("interval", &saver.interval)
+            .field("pending", &saver.pending.is_some())
+            .field("saving", &saver.in_flight.is_some())
+            .field("saved", &saver.saved)
             .finish_non_exhaustive()
     }
 }

@@ -143,6 +143,24 @@ impl Error {
     }
 }
 
+impl Error {
+    /// An [`ErrorKind::Store`] error, for implementations of [`CheckpointStore`](crate::CheckpointStore): the store
+    /// could not be read or written. `message` should name the store's location; `source`
+    /// is the underlying error.
+    pub fn store(
+        message: impl Into<String>,
+        source: impl Into<Box<dyn StdError + Send + Sync + 'static>>,
+    ) -> Self {
+        Self::new(ErrorKind::Store, message).with_source(source)
+    }
+
+    /// An [`ErrorKind::Conflict`] error, for implementations of [`CheckpointStore`](crate::CheckpointStore): another
+    /// owner saved a position for the stream, and this write was refused.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Conflict, message)
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.inner.kind, self.inner.message)?;

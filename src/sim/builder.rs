@@ -26,6 +26,7 @@ pub struct SimulatorBuilder {
     initial_shards: usize,
     max_page: usize,
     seed: u64,
+    stream_label: Option<String>,
 }
 
 impl Default for SimulatorBuilder {
@@ -45,6 +46,7 @@ impl Default for SimulatorBuilder {
             initial_shards: 1,
             max_page: 1000,
             seed: 0x5eed,
+            stream_label: None,
         }
     }
 }
@@ -125,6 +127,15 @@ impl SimulatorBuilder {
         self
     }
 
+    /// A fixed stream label (the ARN's last part, a creation timestamp on the real service).
+    /// With it, and a fixed [`seed`](Self::seed), the stream is reproducible across processes:
+    /// the same ARN, shard ids and sequence numbers, so a checkpoint saved against one run
+    /// resumes in the next. Default is a label unique within the process.
+    pub fn stream_label(mut self, label: impl Into<String>) -> Self {
+        self.stream_label = Some(label.into());
+        self
+    }
+
     /// Builds the simulator.
     pub fn build(self) -> Simulator {
         let id = NEXT_SIMULATOR.fetch_add(1, Ordering::Relaxed);
@@ -133,7 +144,10 @@ impl SimulatorBuilder {
             .unwrap_or_default();
         // Real labels are creation timestamps; the fraction holds the simulator number
         // instead of milliseconds, to keep ARNs unique within the process.
-        let label = format!("{}.{id:03}", iso_seconds(now.as_secs()));
+        let label = self
+            .stream_label
+            .clone()
+            .unwrap_or_else(|| format!("{}.{id:03}", iso_seconds(now.as_secs())));
         let arn = format!(
             "arn:aws:dynamodb:us-east-1:000000000000:table/{}/stream/{label}",
             self.table_name
@@ -151,7 +165,11 @@ impl SimulatorBuilder {
             region: "us-east-1",
             view: self.view.clone(),
         };
-        let id_base_ms = u64::try_from(now.as_millis()).unwrap_or(u64::MAX / 2);
+        // Shard ids embed a creation time: a fixed one for reproducible streams.
+        let id_base_ms = match self.stream_label {
+            Some(_) => 1_700_000_000_000,
+            None => u64::try_from(now.as_millis()).unwrap_or(u64::MAX / 2),
+        };
         let mut model = Model::new(settings, ctx, id, id_base_ms);
         model.create_roots(self.initial_shards);
         let meta = StreamMeta {

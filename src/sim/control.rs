@@ -95,7 +95,7 @@ impl Simulator {
     /// key, so every write of an item stays in one shard lineage; a shard is opened if none
     /// covers it. An item missing a key attribute is keyed by the attributes it has.
     pub fn put_item(&self, item: Item) -> Appended {
-        let (_, key) = self.inner.meta.keys.key_of(&item);
+        let key = self.inner.meta.keys.key_of(&item);
         let new = NewItem::new(item);
         self.lock().put(key, new, epoch_secs())
     }
@@ -103,20 +103,20 @@ impl Simulator {
     /// Deletes the item with `key` (other attributes are ignored): a `REMOVE` record with the
     /// old image, or `None` if there was no such item.
     pub fn delete_item(&self, key: Item) -> Option<Appended> {
-        let (_, key) = self.inner.meta.keys.key_of(&key);
+        let key = self.inner.meta.keys.key_of(&key);
         self.lock().delete(key, false, epoch_secs())
     }
 
     /// Like [`Simulator::delete_item`], as a TTL expiry: the record's `userIdentity` is
     /// `{Type: "Service", PrincipalId: "dynamodb.amazonaws.com"}`.
     pub fn ttl_delete(&self, key: Item) -> Option<Appended> {
-        let (_, key) = self.inner.meta.keys.key_of(&key);
+        let key = self.inner.meta.keys.key_of(&key);
         self.lock().delete(key, true, epoch_secs())
     }
 
     /// The table's current item with `key` (other attributes are ignored).
     pub fn item(&self, key: &Item) -> Option<Item> {
-        let (_, key) = self.inner.meta.keys.key_of(key);
+        let key = self.inner.meta.keys.key_of(key);
         self.lock().item(&key.json)
     }
 

@@ -12,6 +12,12 @@ use bytes::Bytes;
 pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let bytes = s.as_bytes();
+    if !bytes.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20) {
+        // The common case: nothing to escape, one copy.
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let escape: Option<&[u8]> = match b {
@@ -124,7 +130,8 @@ pub(crate) fn write_item(out: &mut Vec<u8>, item: &Item) {
 
 /// An item rendered to DynamoDB JSON.
 pub(crate) fn item_bytes(item: &Item) -> Bytes {
-    let mut out = Vec::with_capacity(64);
+    // Room for the values plus per-attribute syntax, to avoid regrowing the buffer.
+    let mut out = Vec::with_capacity(item_size(item) as usize + 16 * item.len() + 2);
     write_item(&mut out, item);
     Bytes::from(out)
 }
@@ -136,7 +143,7 @@ pub(crate) fn item_size(item: &Item) -> u64 {
         .sum()
 }
 
-fn value_size(v: &AttributeValue) -> u64 {
+pub(crate) fn value_size(v: &AttributeValue) -> u64 {
     // Numbers take about one byte per two significant digits, plus one.
     let number = |n: &str| (n.bytes().filter(u8::is_ascii_digit).count() as u64).div_ceil(2) + 1;
     match v {
@@ -155,6 +162,21 @@ fn value_size(v: &AttributeValue) -> u64 {
         AttributeValue::L(l) => 3 + l.iter().map(|v| value_size(v) + 1).sum::<u64>(),
         _ => 1,
     }
+}
+
+/// Appends the decimal form of `n` without allocating.
+fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// A change with its parts already rendered, waiting for a sequence number.
@@ -199,7 +221,7 @@ pub(crate) fn render_record(
     out.extend_from_slice(b"{\"awsRegion\":");
     write_str(&mut out, ctx.region);
     out.extend_from_slice(b",\"dynamodb\":{\"ApproximateCreationDateTime\":");
-    out.extend_from_slice(change.created_secs.to_string().as_bytes());
+    push_u64(&mut out, change.created_secs);
     out.extend_from_slice(b",\"Keys\":");
     out.extend_from_slice(&change.keys);
     if let Some(img) = new_image {
@@ -213,7 +235,7 @@ pub(crate) fn render_record(
     out.extend_from_slice(b",\"SequenceNumber\":\"");
     out.extend_from_slice(seq.as_bytes());
     out.extend_from_slice(b"\",\"SizeBytes\":");
-    out.extend_from_slice(change.size_bytes.to_string().as_bytes());
+    push_u64(&mut out, change.size_bytes);
     out.extend_from_slice(b",\"StreamViewType\":");
     write_str(&mut out, ctx.view.as_str());
     out.extend_from_slice(b"},\"eventID\":\"");

@@ -44,6 +44,7 @@ mod hash;
 mod iter;
 mod json;
 mod model;
+mod routing;
 mod seq;
 mod shard;
 mod table;

@@ -5,7 +5,7 @@
 
 use super::Item;
 use super::hash::hash_bytes;
-use super::json::{item_bytes, item_size, write_value};
+use super::json::{item_bytes, item_size, value_size, write_str, write_value};
 use bytes::Bytes;
 
 /// The table's key schema.
@@ -44,30 +44,46 @@ impl NewItem {
 }
 
 impl KeySchema {
-    /// The key attributes of `item` (other attributes are ignored).
+    /// The rendered key of `item` (other attributes are ignored).
     ///
     /// A missing key attribute is not an error here, since the write methods cannot fail:
     /// the key is made of the attributes present, and a warning is logged.
-    pub(crate) fn key_of(&self, item: &Item) -> (Item, KeyParts) {
-        let mut keys = Item::new();
-        for name in std::iter::once(&self.hash).chain(self.range.as_ref()) {
-            match item.get(name) {
-                Some(v) => {
-                    keys.insert(name.clone(), v.clone());
-                }
-                None => tracing::warn!(attribute = %name, "simulated item lacks a key attribute"),
+    pub(crate) fn key_of(&self, item: &Item) -> KeyParts {
+        // Names in sorted order, as `write_item` renders them.
+        let mut names = [Some(&self.hash), self.range.as_ref()];
+        if let [Some(a), Some(b)] = names
+            && b < a
+        {
+            names.swap(0, 1);
+        }
+        let mut json = Vec::with_capacity(64);
+        let mut size = 0;
+        let mut partition = 0..0;
+        json.push(b'{');
+        for name in names.into_iter().flatten() {
+            let Some(value) = item.get(name) else {
+                tracing::warn!(attribute = %name, "simulated item lacks a key attribute");
+                continue;
+            };
+            if json.len() > 1 {
+                json.push(b',');
             }
+            write_str(&mut json, name);
+            json.push(b':');
+            let start = json.len();
+            write_value(&mut json, value);
+            if name == &self.hash {
+                partition = start..json.len();
+            }
+            size += name.len() as u64 + value_size(value);
         }
-        let mut partition = Vec::new();
-        if let Some(v) = item.get(&self.hash) {
-            write_value(&mut partition, v);
+        json.push(b'}');
+        let hash = hash_bytes(json.get(partition).unwrap_or_default());
+        KeyParts {
+            json: Bytes::from(json),
+            hash,
+            size,
         }
-        let parts = KeyParts {
-            json: item_bytes(&keys),
-            hash: hash_bytes(&partition),
-            size: item_size(&keys),
-        };
-        (keys, parts)
     }
 }
 
@@ -90,10 +106,15 @@ mod tests {
                 ("x".to_string(), AttributeValue::S(extra.into())),
             ])
         };
-        let (k1, p1) = schema.key_of(&item("1", "foo"));
-        let (_, p2) = schema.key_of(&item("1", "bar"));
-        let (_, p3) = schema.key_of(&item("2", "foo"));
-        assert_eq!(k1.len(), 2);
+        let p1 = schema.key_of(&item("1", "foo"));
+        let p2 = schema.key_of(&item("1", "bar"));
+        let p3 = schema.key_of(&item("2", "foo"));
+        let reversed = KeySchema {
+            hash: "sk".into(),
+            range: Some("pk".into()),
+        };
+        assert_eq!(reversed.key_of(&item("1", "foo")).json, p1.json);
+        assert_ne!(reversed.key_of(&item("1", "foo")).hash, p1.hash);
         assert_eq!(p1.json, p2.json);
         assert_ne!(p1.json, p3.json);
         assert_eq!(p1.hash, p3.hash);

@@ -9,8 +9,8 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::create_table::CreateTableError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus,
 };
 use tokio::sync::Mutex;
 
@@ -62,9 +62,13 @@ const UPDATED_AT: &str = "updated_at";
 /// use dynamodb_stream::{ChangeStream, Committer, DynamoDbStore, ErrorKind};
 /// use futures::StreamExt;
 ///
-/// # async fn run(streams: aws_sdk_dynamodbstreams::Client, arn: &str) -> dynamodb_stream::Result<()> {
-/// let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-/// let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&config), "stream-checkpoints");
+/// # async fn run(
+/// #     dynamodb: aws_sdk_dynamodb::Client,
+/// #     streams: aws_sdk_dynamodbstreams::Client,
+/// #     arn: &str,
+/// # ) -> dynamodb_stream::Result<()> {
+/// // `dynamodb` and `streams`: clients made from one `aws_config::load_defaults` config.
+/// let store = DynamoDbStore::new(dynamodb, "stream-checkpoints");
 /// store.create_table().await?; // once, at setup: does nothing if the table exists
 ///
 /// // This process takes the stream over; a previous owner will get `Conflict` on its next save.
@@ -106,11 +110,7 @@ impl DynamoDbStore {
             .ok()
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "host".to_owned());
-        let owner = format!(
-            "{host}/{}/{:08x}",
-            std::process::id(),
-            fastrand::u32(..)
-        );
+        let owner = format!("{host}/{}/{:08x}", std::process::id(), fastrand::u32(..));
         Self {
             client,
             table: table.into(),
@@ -233,10 +233,7 @@ impl DynamoDbStore {
     }
 
     fn location(&self, stream_arn: &str) -> String {
-        format!(
-            "DynamoDB table {}, item {KEY} = {stream_arn}",
-            self.table
-        )
+        format!("DynamoDB table {}, item {KEY} = {stream_arn}", self.table)
     }
 
     fn sdk_error<E, R>(&self, what: &str, stream_arn: Option<&str>, e: SdkError<E, R>) -> Error
@@ -385,9 +382,9 @@ impl DynamoDbStore {
             )
         } else if expected == 0 {
             format!(
-                "{location}: a checkpoint saved by {} (version {version}) exists that this \
-                 store ({me}) has not loaded; not saving over it. Another consumer may own the \
-                 stream: call claim() to take it over deliberately",
+                "{location}: holds a checkpoint saved by {} (version {version}) that this \
+                 store ({me}) did not load or claim; not saving over it. Another consumer may \
+                 own the stream: call claim() to take it over deliberately",
                 owner.map_or("an unknown owner", |o| o.as_str())
             )
         } else {

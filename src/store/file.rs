@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
+use std::future::Future;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -120,10 +121,10 @@ impl CheckpointStore for FileStore {
         let arn = stream_arn.to_owned();
         blocking(move || {
             let found = inner.read()?;
-            if let Some(cp) = &found {
-                if cp.stream_arn() != arn {
-                    return Err(mismatch(&inner.location(), cp.stream_arn(), &arn));
-                }
+            if let Some(cp) = &found
+                && cp.stream_arn() != arn
+            {
+                return Err(mismatch(&inner.location(), cp.stream_arn(), &arn));
             }
             inner.lock().stream = Some(arn);
             Ok(found)
@@ -131,11 +132,12 @@ impl CheckpointStore for FileStore {
         .await
     }
 
-    async fn save(&self, checkpoint: &Checkpoint) -> Result<()> {
+    fn save(&self, checkpoint: &Checkpoint) -> impl Future<Output = Result<()>> + Send {
+        // The ticket is taken when `save` is called, not when the future is first polled.
         let ticket = self.inner.tickets.fetch_add(1, Ordering::Relaxed) + 1;
         let inner = self.inner.clone();
         let checkpoint = checkpoint.clone();
-        blocking(move || inner.save(ticket, &checkpoint)).await
+        blocking(move || inner.save(ticket, &checkpoint))
     }
 }
 
@@ -189,10 +191,10 @@ impl Inner {
         let arn = checkpoint.stream_arn();
         if state.stream.as_deref() != Some(arn) {
             // Never replace a file we cannot read or that belongs to another stream.
-            if let Some(found) = self.read()? {
-                if found.stream_arn() != arn {
-                    return Err(mismatch(&self.location(), found.stream_arn(), arn));
-                }
+            if let Some(found) = self.read()?
+                && found.stream_arn() != arn
+            {
+                return Err(mismatch(&self.location(), found.stream_arn(), arn));
             }
             state.stream = Some(arn.to_owned());
         }
@@ -270,5 +272,21 @@ fn sweep(dir: &Path, name: &str) {
         if file_name.starts_with(&prefix) && !file_name.starts_with(&own) {
             let _ = fs::remove_file(entry.path());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_file_name_lives_in_the_working_directory() {
+        let store = FileStore::new("checkpoint");
+        let (dir, name) = store.inner.split().unwrap();
+        assert_eq!((dir, name.as_str()), (PathBuf::from("."), "checkpoint"));
+        let (dir, name) = FileStore::new("/a/b/cp").inner.split().unwrap();
+        assert_eq!((dir, name.as_str()), (PathBuf::from("/a/b"), "cp"));
+        let err = FileStore::new("/").inner.split().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Store);
     }
 }

@@ -8,7 +8,6 @@
 //! [`ChangeStreamBuilder::resume_from_store`] resumes from a store in one call and
 //! [`Committer`](crate::Committer) saves to one as events are processed.
 
-use std::error::Error as StdError;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -115,24 +114,6 @@ impl<S: CheckpointStore> CheckpointStore for Box<S> {
 
     fn save(&self, checkpoint: &Checkpoint) -> impl Future<Output = Result<()>> + Send {
         (**self).save(checkpoint)
-    }
-}
-
-impl Error {
-    /// An [`ErrorKind::Store`] error, for implementations of [`CheckpointStore`]: the store
-    /// could not be read or written. `message` should name the store's location; `source`
-    /// is the underlying error.
-    pub fn store(
-        message: impl Into<String>,
-        source: impl Into<Box<dyn StdError + Send + Sync + 'static>>,
-    ) -> Self {
-        Error::new(ErrorKind::Store, message).with_source(source)
-    }
-
-    /// An [`ErrorKind::Conflict`] error, for implementations of [`CheckpointStore`]: another
-    /// owner saved a position for the stream, and this write was refused.
-    pub fn conflict(message: impl Into<String>) -> Self {
-        Error::new(ErrorKind::Conflict, message)
     }
 }
 
