@@ -80,6 +80,15 @@
 //! comes only from decoding one event's images and concerns that event alone. Nothing
 //! panics.
 //!
+//! # Saving checkpoints
+//! Any [`CheckpointStore`] holds checkpoints across restarts: [`MemoryStore`], [`FileStore`]
+//! (atomic and durable: a crash leaves the old or the new checkpoint, never a torn one) and,
+//! with the `dynamodb-store` feature, `DynamoDbStore` (conditional writes: two processes that
+//! both believe they own the stream get [`ErrorKind::Conflict`], not a silent overwrite).
+//! [`ChangeStreamBuilder::resume_from_store`] resumes in one call, and a [`Committer`] wraps
+//! the stream to save the checkpoint of the events you [`ack`](Committer::ack) every *n* acks
+//! or *t* seconds, and on [`close`](Committer::close).
+//!
 //! # Observability
 //! Shard lifecycle (started, read to its end, children found) and retries are `tracing`
 //! events; [`ChangeStream::status`] is a cheap snapshot of every shard's state, records
@@ -87,12 +96,14 @@
 //!
 //! # Features
 //! - `aws-config` (default): [`ChangeStream::from_env`], a client from the environment.
+//! - `dynamodb-store`: `DynamoDbStore`, checkpoints in a DynamoDB table.
 //! - `test-util`: [`sim`], an in-process DynamoDB Streams simulator that plugs into the real
 //!   SDK client as its HTTP transport, to test your own consumer against shard splits,
 //!   iterator expiry, trims and throttling.
 #![forbid(unsafe_code)]
 
 mod checkpoint;
+mod commit;
 mod discovery;
 mod error;
 mod event;
@@ -101,23 +112,21 @@ mod merge;
 mod retry;
 mod sequence;
 mod shard;
+mod store;
 mod stream;
 
 #[cfg(feature = "test-util")]
 pub mod sim;
 
 pub use checkpoint::{Checkpoint, ShardPosition};
+pub use commit::Committer;
 pub use error::{Error, ErrorKind, Result};
 pub use event::{ChangeEvent, EventKind, Gap, Item};
 pub use lineage::ShardState;
 pub use sequence::SequenceNumber;
-pub use stream::{
-    ChangeStream, ChangeStreamBuilder, ShardStatus, StartPosition, Status, TrimPolicy,
-};
-
-mod commit;
-mod store;
-pub use commit::Committer;
 #[cfg(feature = "dynamodb-store")]
 pub use store::DynamoDbStore;
 pub use store::{CheckpointStore, FileStore, MemoryStore};
+pub use stream::{
+    ChangeStream, ChangeStreamBuilder, ShardStatus, StartPosition, Status, TrimPolicy,
+};

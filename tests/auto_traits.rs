@@ -1,5 +1,7 @@
 //! The public types can be moved across threads and spawned.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use dynamodb_stream::{ChangeEvent, ChangeStream, Checkpoint, Error, Status};
 
 fn send_static<T: Send + 'static>() {}

@@ -1,6 +1,8 @@
 //! Each fault class, through the real SDK client and the simulator: what is handled inside,
 //! and what reaches the user as which `ErrorKind`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::time::Duration;

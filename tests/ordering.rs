@@ -1,6 +1,8 @@
 //! Lineage order, exactly-once delivery and per-key order over random shard trees, page
 //! sizes, empty pages and fault schedules, through the real SDK client and the simulator.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::collections::HashSet;

@@ -1,6 +1,8 @@
 //! Resuming from the checkpoint of any event yields exactly the events after it, in every
 //! shard, across splits; checkpoints survive their text form.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::collections::HashMap;

@@ -1,5 +1,7 @@
 //! Shard topologies: many shards, split trees, rollover chains, orphans, late children.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::collections::HashSet;

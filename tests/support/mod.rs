@@ -1,5 +1,5 @@
 //! Shared helpers for the behaviour tests. Each test binary uses a part of them.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod moto;
 #[cfg(feature = "test-util")]
