@@ -37,9 +37,10 @@ pub enum ShardPosition {
 /// also its serde form:
 ///
 /// ```text
-/// ddbs1;<stream ARN>;<shard>=s<sequence number>;<shard>=f;<shard>=t<epoch seconds>;c<crc32>
+/// ddbs1;<stream ARN>;*=t<epoch seconds>;<shard>=s<sequence number>;<shard>=f;c<crc32>
 /// ```
-/// (`s`: read up to that record, `f`: finished, `t`: started at `LATEST` at that time).
+/// (`s`: read up to that record, `f`: finished; `*=t`: the consumer started at `LATEST` at
+/// that time, which holds for every shard not listed).
 #[derive(Clone)]
 pub struct Checkpoint {
     base: Arc<Snapshot>,
@@ -51,6 +52,9 @@ pub struct Checkpoint {
 pub(crate) struct Snapshot {
     stream_arn: Arc<str>,
     positions: imbl::HashMap<Arc<str>, ShardPosition>,
+    /// The position of every shard not in `positions`: `LatestSince` for a consumer that
+    /// started at `LATEST`, `None` (the trim horizon) otherwise.
+    unlisted: Option<ShardPosition>,
 }
 
 impl Checkpoint {
@@ -66,16 +70,27 @@ impl Checkpoint {
         &self.base.stream_arn
     }
 
-    /// The position of one shard, or `None` if the checkpoint does not know the shard (it has
-    /// not been started yet: on resume it is read from `TRIM_HORIZON`).
+    /// The position of one shard. A shard the checkpoint does not list has not delivered
+    /// anything yet: for a consumer that started at `LATEST` its position is
+    /// [`ShardPosition::LatestSince`] the start, otherwise `None` (read from `TRIM_HORIZON`).
     pub fn position(&self, shard_id: &str) -> Option<&ShardPosition> {
         match &self.head {
             Some((id, pos)) if &**id == shard_id => Some(pos),
-            _ => self.base.positions.get(shard_id),
+            _ => self
+                .base
+                .positions
+                .get(shard_id)
+                .or(self.base.unlisted.as_ref()),
         }
     }
 
-    /// Every shard's position, ordered by shard id.
+    /// The position of the shards [`positions`](Self::positions) does not list.
+    pub(crate) fn unlisted(&self) -> Option<&ShardPosition> {
+        self.base.unlisted.as_ref()
+    }
+
+    /// The position of every shard the checkpoint lists, ordered by shard id (see
+    /// [`position`](Self::position) for the others).
     pub fn positions(&self) -> BTreeMap<&str, &ShardPosition> {
         let mut all: BTreeMap<&str, &ShardPosition> = self
             .base
@@ -100,7 +115,9 @@ impl Checkpoint {
 
 impl PartialEq for Checkpoint {
     fn eq(&self, other: &Self) -> bool {
-        self.stream_arn() == other.stream_arn() && self.positions() == other.positions()
+        self.stream_arn() == other.stream_arn()
+            && self.unlisted() == other.unlisted()
+            && self.positions() == other.positions()
     }
 }
 
@@ -110,6 +127,7 @@ impl fmt::Debug for Checkpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Checkpoint")
             .field("stream_arn", &self.stream_arn())
+            .field("unlisted", &self.unlisted())
             .field("positions", &self.positions())
             .finish()
     }
@@ -120,25 +138,33 @@ impl fmt::Display for Checkpoint {
         let mut text = String::with_capacity(64 + 64 * self.base.positions.len());
         text.push_str(VERSION_PREFIX);
         escape_into(&mut text, self.stream_arn());
+        if let Some(pos) = self.unlisted() {
+            text.push_str(";*=");
+            push_position(&mut text, pos);
+        }
         for (id, pos) in self.positions() {
             text.push(';');
             escape_into(&mut text, id);
             text.push('=');
-            match pos {
-                ShardPosition::After(seq) => {
-                    text.push('s');
-                    text.push_str(seq.as_str());
-                }
-                ShardPosition::Finished => text.push('f'),
-                ShardPosition::LatestSince(at) => {
-                    let secs = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-                    text.push('t');
-                    text.push_str(&secs.to_string());
-                }
-            }
+            push_position(&mut text, pos);
         }
         let crc = crc32fast::hash(text.as_bytes());
         write!(f, "{text};c{crc:08x}")
+    }
+}
+
+fn push_position(text: &mut String, pos: &ShardPosition) {
+    match pos {
+        ShardPosition::After(seq) => {
+            text.push('s');
+            text.push_str(seq.as_str());
+        }
+        ShardPosition::Finished => text.push('f'),
+        ShardPosition::LatestSince(at) => {
+            let secs = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            text.push('t');
+            text.push_str(&secs.to_string());
+        }
     }
 }
 
@@ -171,10 +197,19 @@ impl FromStr for Checkpoint {
             .filter(|arn| !arn.is_empty())
             .ok_or_else(|| invalid("the checkpoint names no stream"))?;
         let mut positions = imbl::HashMap::new();
+        let mut unlisted = None;
         for field in fields {
             let (id, pos) = field
                 .split_once('=')
                 .ok_or_else(|| invalid("a shard entry has no position"))?;
+            if id == "*" {
+                unlisted = Some(
+                    parse_position(pos)
+                        .filter(|p| matches!(p, ShardPosition::LatestSince(_)))
+                        .ok_or_else(|| invalid("the default position is invalid"))?,
+                );
+                continue;
+            }
             let id = unescape(id)
                 .filter(|id| !id.is_empty())
                 .ok_or_else(|| invalid("a shard entry has a bad shard id"))?;
@@ -185,6 +220,7 @@ impl FromStr for Checkpoint {
             base: Arc::new(Snapshot {
                 stream_arn: Arc::from(arn),
                 positions,
+                unlisted,
             }),
             head: None,
         })
@@ -210,7 +246,7 @@ fn parse_position(text: &str) -> Option<ShardPosition> {
 fn escape_into(out: &mut String, text: &str) {
     for c in text.chars() {
         match c {
-            ';' | '=' | '%' => out.push_str(&format!("%{:02X}", c as u32)),
+            ';' | '=' | '%' | '*' => out.push_str(&format!("%{:02X}", c as u32)),
             c => out.push(c),
         }
     }
@@ -251,14 +287,20 @@ impl<'de> serde::Deserialize<'de> for Checkpoint {
 pub(crate) struct Positions {
     stream_arn: Arc<str>,
     map: imbl::HashMap<Arc<str>, ShardPosition>,
+    unlisted: Option<ShardPosition>,
     snapshot: Option<Arc<Snapshot>>,
 }
 
 impl Positions {
-    pub(crate) fn new(stream_arn: Arc<str>, map: imbl::HashMap<Arc<str>, ShardPosition>) -> Self {
+    pub(crate) fn new(
+        stream_arn: Arc<str>,
+        map: imbl::HashMap<Arc<str>, ShardPosition>,
+        unlisted: Option<ShardPosition>,
+    ) -> Self {
         Self {
             stream_arn,
             map,
+            unlisted,
             snapshot: None,
         }
     }
@@ -281,6 +323,7 @@ impl Positions {
                 Arc::new(Snapshot {
                     stream_arn: self.stream_arn.clone(),
                     positions: self.map.clone(),
+                    unlisted: self.unlisted.clone(),
                 })
             })
             .clone()
@@ -307,7 +350,7 @@ mod tests {
     }
 
     fn sample() -> Checkpoint {
-        let mut p = Positions::new(ARN.into(), imbl::HashMap::new());
+        let mut p = Positions::new(ARN.into(), imbl::HashMap::new(), None);
         p.set("shardId-a".into(), ShardPosition::Finished);
         p.set(
             "shardId-b".into(),
@@ -333,8 +376,30 @@ mod tests {
     }
 
     #[test]
+    fn latest_starts_cover_unlisted_shards() {
+        let since = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let mut p = Positions::new(
+            ARN.into(),
+            imbl::HashMap::new(),
+            Some(ShardPosition::LatestSince(since)),
+        );
+        p.set("done".into(), ShardPosition::Finished);
+        let cp = p.checkpoint();
+        assert_eq!(cp.position("any"), Some(&ShardPosition::LatestSince(since)));
+        assert_eq!(cp.position("done"), Some(&ShardPosition::Finished));
+        let text = cp.to_string();
+        assert!(text.contains(";*=t1800000000;"), "{text}");
+        let back: Checkpoint = text.parse().unwrap();
+        assert_eq!(back, cp);
+        assert_ne!(
+            back,
+            Positions::new(ARN.into(), imbl::HashMap::new(), None).checkpoint()
+        );
+    }
+
+    #[test]
     fn head_overrides_base() {
-        let mut p = Positions::new(ARN.into(), imbl::HashMap::new());
+        let mut p = Positions::new(ARN.into(), imbl::HashMap::new(), None);
         p.set("s".into(), ShardPosition::After(seq("5")));
         let cp = Checkpoint::new(p.snapshot(), "s".into(), ShardPosition::After(seq("9")));
         assert_eq!(cp.position("s"), Some(&ShardPosition::After(seq("9"))));
@@ -372,8 +437,8 @@ mod tests {
 
     #[test]
     fn escapes_separators_in_names() {
-        let mut p = Positions::new("arn;with=odd%chars".into(), imbl::HashMap::new());
-        p.set("id;=%".into(), ShardPosition::Finished);
+        let mut p = Positions::new("arn;with=odd%chars".into(), imbl::HashMap::new(), None);
+        p.set("id;=%*".into(), ShardPosition::Finished);
         let cp = p.checkpoint();
         let back: Checkpoint = cp.to_string().parse().unwrap();
         assert_eq!(back, cp);
@@ -382,7 +447,7 @@ mod tests {
 
     #[test]
     fn snapshots_are_shared_until_a_change() {
-        let mut p = Positions::new(ARN.into(), imbl::HashMap::new());
+        let mut p = Positions::new(ARN.into(), imbl::HashMap::new(), None);
         let a = p.snapshot();
         let b = p.snapshot();
         assert!(Arc::ptr_eq(&a, &b));
@@ -398,7 +463,7 @@ mod tests {
     proptest! {
         #[test]
         fn any_positions_round_trip(entries in proptest::collection::btree_map("[a-zA-Z0-9;=%_.-]{1,20}", (0u8..3, "[0-9]{21,40}", 0u64..4_000_000_000), 0..40)) {
-            let mut p = Positions::new(ARN.into(), imbl::HashMap::new());
+            let mut p = Positions::new(ARN.into(), imbl::HashMap::new(), None);
             for (id, (tag, digits, secs)) in &entries {
                 let pos = match tag {
                     0 => ShardPosition::After(seq(digits)),

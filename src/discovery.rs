@@ -151,8 +151,7 @@ async fn describe(
                     tokio::time::sleep(delay).await;
                     continue;
                 }
-                let what = format!("DescribeStream on {}", ctx.stream_arn);
-                return Err(to_error(fault, &what, err));
+                return Err(to_error(fault, "DescribeStream", err));
             }
         }
     }

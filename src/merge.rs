@@ -7,6 +7,7 @@
 //! parent's final page: that is, after every record of the parent was delivered.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future as _;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
@@ -35,8 +36,12 @@ const CHILDREN_RETRY_MAX: Duration = Duration::from_secs(5);
 pub(crate) struct StartPolicy {
     /// Shard positions from the checkpoint being resumed (empty for a fresh start).
     pub(crate) resumed: imbl::HashMap<Arc<str>, ShardPosition>,
-    /// Fresh start at `LATEST`: the start instant, whole epoch seconds.
+    /// Fresh start at `LATEST`: the start instant, whole epoch seconds. The shards open at
+    /// the first listing then take `LATEST` iterators.
     pub(crate) latest_since: Option<i64>,
+    /// Shards without a resumed position are read from the trim horizon, skipping records
+    /// created before this instant (a `LATEST` start, fresh or resumed).
+    pub(crate) unlisted_since: Option<i64>,
 }
 
 /// What the merge hands the consumer.
@@ -112,9 +117,14 @@ impl Merge {
         for id in ready {
             let start = match self.policy.resumed.get(&id) {
                 Some(ShardPosition::After(seq)) => ShardStart::After(seq.clone()),
-                Some(ShardPosition::LatestSince(t)) => ShardStart::Since(epoch_secs(*t)),
-                _ => match self.policy.latest_since {
-                    Some(since) if self.initial_open.contains(&id) => ShardStart::Latest { since },
+                Some(ShardPosition::LatestSince(t)) => {
+                    ShardStart::Since(crate::stream::epoch_secs(*t))
+                }
+                _ => match (self.policy.latest_since, self.policy.unlisted_since) {
+                    (Some(since), _) if self.initial_open.contains(&id) => {
+                        ShardStart::Latest { since }
+                    }
+                    (_, Some(since)) => ShardStart::Since(since),
                     _ => ShardStart::TrimHorizon,
                 },
             };
@@ -197,8 +207,7 @@ impl Merge {
                 }
             }
         }
-        if let Some(since) = self.policy.latest_since {
-            let at = std::time::UNIX_EPOCH + Duration::from_secs(since.max(0) as u64);
+        if self.policy.latest_since.is_some() {
             for shard in shards {
                 if shard.closed {
                     // Closed before the start: nothing new will ever arrive in it.
@@ -208,7 +217,6 @@ impl Merge {
                     updates.push((shard.id.clone(), Some(ShardPosition::Finished)));
                 } else {
                     self.initial_open.insert(shard.id.clone());
-                    updates.push((shard.id.clone(), Some(ShardPosition::LatestSince(at))));
                 }
             }
         }
@@ -400,11 +408,4 @@ impl Merge {
         }
         Poll::Pending
     }
-}
-
-use std::future::Future as _;
-
-fn epoch_secs(t: std::time::SystemTime) -> i64 {
-    t.duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

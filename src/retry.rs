@@ -23,6 +23,9 @@ pub(crate) enum Fault {
     Transport,
     /// The request was rejected as invalid: terminal.
     Invalid,
+    /// The client could not even send the request (no credentials, no HTTP client, a
+    /// signing failure): terminal, a configuration problem.
+    Setup,
 }
 
 impl Fault {
@@ -39,6 +42,7 @@ impl Fault {
             Self::Throttled => ErrorKind::Throttled,
             Self::Server => ErrorKind::Service,
             Self::Transport => ErrorKind::Transport,
+            Self::Setup => ErrorKind::Config,
         }
     }
 }
@@ -75,6 +79,10 @@ where
             classify_code(service.err().code(), Some(service.raw().status_code()))
         }
         SdkError::ConstructionFailure(_) => Fault::Invalid,
+        // Only a network failure or a timeout may pass; missing credentials never will.
+        SdkError::DispatchFailure(failure) if !(failure.is_io() || failure.is_timeout()) => {
+            Fault::Setup
+        }
         SdkError::ResponseError(response) => {
             classify_code(None, Some(response.raw().status_code())).max_transient()
         }

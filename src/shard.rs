@@ -163,8 +163,7 @@ pub(crate) fn read_shard(ctx: Arc<Context>, shard: Arc<str>, mut start: ShardSta
                             iterator = Some(current);
                         }
                         _ => {
-                            let what = format!("GetRecords on {}", ctx.stream_arn);
-                            yield Err(to_error(fault, &what, err)
+                            yield Err(to_error(fault, "GetRecords", err)
                                 .with_shard(shard.to_string())
                                 .with_sequence_number(last_read.clone()));
                             return;

@@ -408,13 +408,21 @@ impl ChangeStreamBuilder {
             .as_ref()
             .map(Checkpoint::to_map)
             .unwrap_or_default();
+        // A fresh LATEST start is anchored a little before now: records are stamped by the
+        // service's clock, and a local clock running ahead must not make a resumed shard skip
+        // records written after the start (re-delivering a few is the safe side).
         let latest_since = match (&self.checkpoint, self.start) {
             (None, StartPosition::Latest) => Some(
                 SystemTime::now()
                     .duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+                    .saturating_sub(LATEST_CLOCK_ALLOWANCE_SECS),
             ),
             _ => None,
+        };
+        let unlisted = match &self.checkpoint {
+            Some(cp) => cp.unlisted().cloned(),
+            None => latest_since.map(|t| ShardPosition::LatestSince(at_epoch_secs(t))),
         };
         let ctx = Arc::new(Context {
             client: self.client,
@@ -430,10 +438,14 @@ impl ChangeStreamBuilder {
         let policy = StartPolicy {
             resumed: resumed.clone(),
             latest_since,
+            unlisted_since: match &unlisted {
+                Some(ShardPosition::LatestSince(t)) => Some(epoch_secs(*t)),
+                _ => None,
+            },
         };
         Ok(ChangeStream {
             merge: Merge::new(ctx, policy, self.read_ahead),
-            positions: Positions::new(stream_arn.clone(), resumed),
+            positions: Positions::new(stream_arn.clone(), resumed, unlisted),
             page: None,
             stats: HashMap::new(),
             gaps: Vec::new(),
@@ -441,6 +453,18 @@ impl ChangeStreamBuilder {
             done: false,
         })
     }
+}
+
+/// How far before the start a `LATEST` anchor is placed, for clock skew.
+const LATEST_CLOCK_ALLOWANCE_SECS: i64 = 2;
+
+fn at_epoch_secs(secs: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap_or(0))
+}
+
+pub(crate) fn epoch_secs(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// `arn:<partition>:dynamodb:<region>:<account>:table/<name>/stream/<label>`

@@ -4,6 +4,8 @@
 //! moto has one shard per table that never closes (see `streams-api.md`): lineage is the
 //! simulator's business; here the wire format, the SDK and the service's answers are real.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::collections::HashMap;

@@ -241,3 +241,28 @@ async fn a_checkpointed_shard_that_aged_out_unread_is_reported() {
     assert_eq!(skipping.status().gaps.len(), 1);
     assert_eq!(skipping.status().gaps[0].shard_id, parent);
 }
+
+/// A client that cannot sign (no credentials) fails at once with a configuration error,
+/// instead of being retried like a network failure.
+#[tokio::test(start_paused = true)]
+async fn a_client_without_credentials_is_a_config_error_not_retried() {
+    let sim = sim_with(1);
+    let config = aws_sdk_dynamodbstreams::Config::builder()
+        .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodbstreams::config::Region::new("us-east-1"))
+        .endpoint_url("http://sim.invalid")
+        .http_client(sim.http_client())
+        .build();
+    let client = aws_sdk_dynamodbstreams::Client::from_conf(config);
+    let started = tokio::time::Instant::now();
+    let mut stream = ChangeStream::builder(client, sim.stream_arn())
+        .build()
+        .unwrap();
+    let err = stream.next().await.unwrap().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -1,6 +1,8 @@
 //! The `replicate` example's recipe against moto: writes, updates and deletes race the scan,
 //! and the replica still ends equal to the table.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 #[allow(dead_code)]
@@ -89,9 +91,7 @@ async fn the_replica_equals_the_table_after_writes_race_the_scan() {
     let table = Table::describe(&dynamodb, "replicated")
         .await
         .expect("described");
-    let bookmark = replica::bookmark(moto.streams(), &table.stream_arn)
-        .await
-        .expect("a bookmark");
+    let bookmark = replica::bookmark(moto.streams(), &table.stream_arn).expect("a bookmark");
     let done = Arc::new(AtomicUsize::new(0));
     let writer = tokio::spawn(write(moto.dynamodb(), done.clone()));
     while done.load(Ordering::Acquire) < 10 {

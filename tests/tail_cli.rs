@@ -1,6 +1,8 @@
 //! The `tail` example as a process: its flags, output, checkpoint file and exit codes, over
 //! moto and over the embedded demo.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::collections::HashMap;
@@ -43,7 +45,22 @@ fn tail_binary() -> &'static Path {
         if cfg!(feature = "test-util") {
             features.push("test-util");
         }
-        let status = std::process::Command::new(env!("CARGO"))
+        if cfg!(feature = "dynamodb-store") {
+            features.push("dynamodb-store");
+        }
+        let mut cargo = std::process::Command::new(env!("CARGO"));
+        // Cargo sets these for the test process; some build scripts (ring's) watch them, and
+        // a different value would make this build and the next `cargo test` rebuild them.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if name.starts_with("CARGO_PKG_")
+                || name.starts_with("CARGO_MANIFEST_")
+                || ["CARGO_CRATE_NAME", "CARGO_PRIMARY_PACKAGE", "OUT_DIR"].contains(&&*name)
+            {
+                cargo.env_remove(&*name);
+            }
+        }
+        let status = cargo
             .args([
                 "build",
                 "--quiet",
@@ -77,11 +94,9 @@ fn tail(args: &[&str], moto: Option<&Moto>) -> Command {
         .kill_on_drop(true)
         .env_remove("RUST_LOG")
         .env_remove("AWS_PROFILE")
-        .env("AWS_CONFIG_FILE", "/nonexistent/aws/config")
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            "/nonexistent/aws/credentials",
-        );
+        // No profile of the machine's may point elsewhere.
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
     if let Some(moto) = moto {
         command
             .envs(moto.env())
@@ -352,6 +367,17 @@ async fn a_checkpoint_survives_kill_9_and_a_restart_loses_nothing() {
         };
     }
     assert_eq!(next, all.len(), "the last run read to the end");
+    let killed = &runs[..runs.len() - 1];
+    assert!(
+        killed
+            .iter()
+            .any(|(lines, saved)| !lines.is_empty() && saved.is_some()),
+        "a killed run printed and saved something: {:?}",
+        killed
+            .iter()
+            .map(|(l, s)| (l.len(), s.is_some()))
+            .collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test]

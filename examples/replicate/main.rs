@@ -54,7 +54,17 @@ async fn main() -> ExitCode {
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("replicate: {e}");
+            // One line: the error and each source that adds something.
+            let mut line = e.to_string();
+            let mut source = e.source();
+            while let Some(cause) = source {
+                let cause_text = cause.to_string();
+                if !line.contains(&cause_text) {
+                    line = format!("{line}: {cause_text}");
+                }
+                source = cause.source();
+            }
+            eprintln!("replicate: {}", line.replace('\n', " "));
             ExitCode::FAILURE
         }
     }
@@ -73,7 +83,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
     let streams = aws_sdk_dynamodbstreams::Client::new(&config);
 
     let table = Table::describe(&dynamodb, &args.table).await?;
-    let bookmark = replica::bookmark(streams.clone(), &table.stream_arn).await?;
+    let bookmark = replica::bookmark(streams.clone(), &table.stream_arn)?;
     let mut replica = Replica::new(&table);
     replica.scan(&dynamodb, &table.name, args.page_size).await?;
     report(&replica, &table);

@@ -20,14 +20,28 @@
 //! the stream delivers for it, and once the stream has caught up the replica equals the table.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{AttributeValue as TableValue, StreamViewType};
 use aws_sdk_dynamodbstreams::types::AttributeValue;
 use dynamodb_stream::{ChangeEvent, ChangeStream, Checkpoint, EventKind, Item, StartPosition};
-use futures::StreamExt;
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// An error with what was being done.
+#[derive(Debug)]
+pub(crate) struct Context(String, BoxError);
+
+impl std::fmt::Display for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Context {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.1)
+    }
+}
 
 /// What replication needs to know about a table.
 #[derive(Clone, Debug)]
@@ -44,7 +58,12 @@ impl Table {
         dynamodb: &aws_sdk_dynamodb::Client,
         name: &str,
     ) -> Result<Table, BoxError> {
-        let described = dynamodb.describe_table().table_name(name).send().await?;
+        let described = dynamodb
+            .describe_table()
+            .table_name(name)
+            .send()
+            .await
+            .map_err(|e| Context(format!("cannot describe table {name}"), e.into()))?;
         let table = described.table().ok_or("DescribeTable returned no table")?;
         let stream_arn = table
             .latest_stream_arn()
@@ -67,30 +86,17 @@ impl Table {
     }
 }
 
-/// The stream's current position, taken without reading any record: a consumer started at
-/// `LATEST` pins each open shard at "records created from now on" once it has listed the
-/// shards. Resuming from it later reads every record written since, and nothing older.
-pub(crate) async fn bookmark(
+/// The stream's current position, taken without reading anything: the checkpoint of a fresh
+/// consumer started at `LATEST` already means "every record created from now on" (less a
+/// two-second clock allowance, whose records the replica recognises as already applied).
+pub(crate) fn bookmark(
     streams: aws_sdk_dynamodbstreams::Client,
     stream_arn: &str,
 ) -> Result<Checkpoint, BoxError> {
     let mut stream = ChangeStream::builder(streams, stream_arn)
         .start(StartPosition::Latest)
         .build()?;
-    for _ in 0..100 {
-        let position = stream.checkpoint();
-        if !position.positions().is_empty() {
-            return Ok(position);
-        }
-        // Polling makes it list the shards. A record arriving meanwhile changes nothing: it
-        // was written before the scan starts, so the scan sees it.
-        if let Ok(Some(Err(e))) =
-            tokio::time::timeout(Duration::from_millis(100), stream.next()).await
-        {
-            return Err(e.into());
-        }
-    }
-    Err("the stream listed no open shard within 10 s".into())
+    Ok(stream.checkpoint())
 }
 
 /// The replica: the table's items by key.

@@ -201,7 +201,7 @@ fn order(id: &str, status: Status) -> Item {
             "lines".to_owned(),
             AttributeValue::L(vec![line("book", 1), line("pen", n % 4 + 1)]),
         ),
-        ("gift".to_owned(), AttributeValue::Bool(n % 2 == 0)),
+        ("gift".to_owned(), AttributeValue::Bool(n.is_multiple_of(2))),
         (
             "expires_at".to_owned(),
             AttributeValue::N("1798761600".to_owned()),

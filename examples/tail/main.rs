@@ -30,15 +30,15 @@ mod demo;
 mod json;
 mod output;
 
-use std::error::Error as _;
-use std::io;
+use std::io::{self, IsTerminal as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use clap::{ArgGroup, Parser, ValueEnum};
+use aws_sdk_dynamodbstreams::config::ProvideCredentials as _;
+use clap::{ArgGroup, CommandFactory as _, Parser, ValueEnum};
 use dynamodb_stream::{ChangeStream, ChangeStreamBuilder, Checkpoint, StartPosition};
 use futures::StreamExt;
 use tokio::time::MissedTickBehavior;
@@ -69,7 +69,7 @@ struct Args {
     table: Option<String>,
     /// Where to start when no checkpoint exists [default: latest; the demo's: trim-horizon]
     #[arg(long, value_enum, value_name = "POSITION")]
-    from: Option<From>,
+    from: Option<Start>,
     /// Resume from FILE if it exists, and save progress to it atomically as events are printed
     #[arg(long, value_name = "FILE")]
     checkpoint: Option<PathBuf>,
@@ -84,17 +84,18 @@ struct Args {
     demo: bool,
 }
 
+/// `--from`'s values: `trim-horizon`, `latest`.
 #[derive(Clone, Copy, Debug, ValueEnum)]
-enum From {
+enum Start {
     TrimHorizon,
     Latest,
 }
 
-impl From {
+impl Start {
     fn position(self) -> StartPosition {
         match self {
-            From::TrimHorizon => StartPosition::TrimHorizon,
-            From::Latest => StartPosition::Latest,
+            Start::TrimHorizon => StartPosition::TrimHorizon,
+            Start::Latest => StartPosition::Latest,
         }
     }
 }
@@ -108,11 +109,14 @@ fn endpoint(url: &str) -> Result<String, String> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = parse_args();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        // aws-config warns at length about every credential source it tries; the error that
+        // follows says what matters.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,aws_config=error"));
     tracing_subscriber::fmt()
         .with_writer(io::stderr)
+        .with_ansi(io::stderr().is_terminal())
         .with_env_filter(filter)
         .init();
     let result = tokio::runtime::Runtime::new()
@@ -131,6 +135,20 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The command line, or the usage and exit code 2. Clap prints the usage with most errors
+/// but not with a bad value; this adds it there too.
+fn parse_args() -> Args {
+    Args::try_parse().unwrap_or_else(|e| {
+        use clap::error::ErrorKind::{InvalidValue, ValueValidation};
+        if matches!(e.kind(), InvalidValue | ValueValidation) {
+            let _ = e.print();
+            eprintln!("\n{}", Args::command().render_usage());
+            std::process::exit(e.exit_code());
+        }
+        e.exit()
+    })
 }
 
 enum Failure {
@@ -152,9 +170,7 @@ async fn run(args: Args) -> Result<(), Failure> {
         .resume_from(resume)
         .build()
         .map_err(|e| Failure::Fatal(stream_failure(&e, &arn)))?;
-    if let Some(file) = &file {
-        tracing::info!(stream = %arn, checkpoint = %file.path().display(), "tailing");
-    }
+    tracing::info!(stream = %arn, "tailing");
     let mut tail = Tail {
         stream,
         out: Output::stdout(),
@@ -174,12 +190,12 @@ async fn source(
         let demo = Demo::start(resume);
         let sim = demo.simulator();
         let builder = ChangeStream::builder(sim.client(), sim.stream_arn())
-            .start(args.from.unwrap_or(From::TrimHorizon).position())
+            .start(args.from.unwrap_or(Start::TrimHorizon).position())
             .poll_interval(Duration::from_millis(50))
             .max_poll_interval(Duration::from_millis(250));
         return Ok((builder, Some(demo)));
     }
-    let config = aws_config(args).await;
+    let config = aws_config(args).await?;
     let arn = match (&args.stream_arn, &args.table) {
         (Some(arn), _) => arn.clone(),
         (None, Some(table)) => latest_stream_arn(&config, table).await?,
@@ -187,12 +203,14 @@ async fn source(
     };
     let client = aws_sdk_dynamodbstreams::Client::new(&config);
     let builder = ChangeStream::builder(client, arn)
-        .start(args.from.unwrap_or(From::Latest).position())
+        .start(args.from.unwrap_or(Start::Latest).position())
         .until_caught_up(args.until_caught_up);
     Ok((builder, None))
 }
 
-async fn aws_config(args: &Args) -> SdkConfig {
+/// The AWS configuration, with credentials checked now: a missing one is a one-line error
+/// at once, not a minute of retried requests.
+async fn aws_config(args: &Args) -> Result<SdkConfig, Failure> {
     let region = RegionProviderChain::first_try(args.region.clone().map(Region::new))
         .or_default_provider()
         .or_else(Region::new("us-east-1"));
@@ -200,7 +218,14 @@ async fn aws_config(args: &Args) -> SdkConfig {
     if let Some(url) = &args.endpoint_url {
         loader = loader.endpoint_url(url);
     }
-    loader.load().await
+    let config = loader.load().await;
+    if let Some(credentials) = config.credentials_provider()
+        && let Err(e) = credentials.provide_credentials().await
+    {
+        let what = format!("no AWS credentials: {e}");
+        return Err(Failure::Fatal(with_root_cause(what, &e)));
+    }
+    Ok(config)
 }
 
 async fn latest_stream_arn(config: &SdkConfig, table: &str) -> Result<String, Failure> {
@@ -209,7 +234,10 @@ async fn latest_stream_arn(config: &SdkConfig, table: &str) -> Result<String, Fa
         .table_name(table)
         .send()
         .await
-        .map_err(|e| Failure::Fatal(format!("cannot describe table {table}: {}", causes(&e))))?;
+        .map_err(|e| {
+            let what = format!("cannot describe table {table}: {e}");
+            Failure::Fatal(with_root_cause(what, &e))
+        })?;
     described
         .table()
         .and_then(|t| t.latest_stream_arn())
@@ -241,6 +269,8 @@ impl Tail {
             tokio::select! {
                 next = self.stream.next() => match next {
                     Some(Ok(event)) => {
+                        // On a write error nothing more is saved: what reached stdout is
+                        // unknown, and the last save is known to be behind it.
                         self.out.print(&event).map_err(Failure::Stdout)?;
                         self.last = Some(event.into_checkpoint());
                         printed += 1;
@@ -307,7 +337,7 @@ async fn shutdown() {
     }
 }
 
-/// One line for a stream error: what failed and why, then which stream and shard.
+/// One line for a stream error: what failed and its root cause, then which stream and shard.
 fn stream_failure(e: &dynamodb_stream::Error, arn: &str) -> String {
     let mut what = e.to_string();
     let place = match e.shard_id() {
@@ -320,22 +350,20 @@ fn stream_failure(e: &dynamodb_stream::Error, arn: &str) -> String {
         }
         None => format!("stream {arn}"),
     };
-    match e.source() {
-        Some(source) => format!("{what}: {} ({place})", causes(source)),
-        None => format!("{what} ({place})"),
-    }
+    format!("{} ({place})", with_root_cause(what, e))
 }
 
-/// An error and its sources on one line, skipping a source whose text its parent already says.
-fn causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
+/// `what`, followed by the innermost source of `e` unless `what` already says it.
+fn with_root_cause(what: String, e: &dyn std::error::Error) -> String {
+    let mut root = None;
     let mut next = e.source();
     while let Some(source) = next {
-        let more = source.to_string();
-        if !text.contains(&more) {
-            text = format!("{text}: {more}");
-        }
+        root = Some(source);
         next = source.source();
     }
-    text.replace('\n', " ")
+    let what = match root.map(|r| r.to_string()) {
+        Some(cause) if !what.contains(&cause) => format!("{what}: {cause}"),
+        _ => what,
+    };
+    what.replace('\n', " ")
 }

@@ -54,10 +54,6 @@ impl CheckpointFile {
         CheckpointFile { path, saved: None }
     }
 
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// The saved checkpoint, or `None` if the file does not exist yet.
     pub(crate) fn load(&mut self) -> Result<Option<Checkpoint>, String> {
         let failed = |e: &dyn std::fmt::Display| {

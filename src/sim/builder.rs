@@ -170,7 +170,15 @@ impl SimulatorBuilder {
             Some(_) => 1_700_000_000_000,
             None => u64::try_from(now.as_millis()).unwrap_or(u64::MAX / 2),
         };
-        let mut model = Model::new(settings, ctx, id, id_base_ms);
+        // A fixed label makes the stream reproducible in any process: shard ids and event ids
+        // then derive from the label, not from this simulator's number in the process.
+        let salt = match &self.stream_label {
+            Some(label) => label.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+            }),
+            None => id,
+        };
+        let mut model = Model::new(settings, ctx, salt, id_base_ms);
         model.create_roots(self.initial_shards);
         let meta = StreamMeta {
             arn,
