@@ -4,3 +4,4 @@
 pub mod moto;
 #[cfg(feature = "test-util")]
 pub mod sim;
+pub mod tail;
