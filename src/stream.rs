@@ -77,13 +77,27 @@ struct CurrentPage {
     base: Arc<crate::checkpoint::Snapshot>,
     /// The position of this shard after the last event returned from the page.
     head: Option<ShardPosition>,
+    /// Per-shard counters of this page, added to the totals once the page is done (not on
+    /// every event: that would hash the shard id per event).
+    delivered: ShardStats,
 }
 
 #[derive(Clone, Debug, Default)]
 struct ShardStats {
     records: u64,
     last_sequence_number: Option<SequenceNumber>,
-    last_created: Option<SystemTime>,
+    last_created: Option<aws_sdk_dynamodbstreams::primitives::DateTime>,
+}
+
+impl ShardStats {
+    /// Adds the counters of later deliveries.
+    fn add(&mut self, later: &ShardStats) {
+        self.records += later.records;
+        if later.last_sequence_number.is_some() {
+            self.last_sequence_number = later.last_sequence_number.clone();
+            self.last_created = later.last_created;
+        }
+    }
 }
 
 impl ChangeStream {
@@ -145,7 +159,10 @@ impl ChangeStream {
             .states()
             .into_iter()
             .map(|(id, state)| {
-                let stats = self.stats.get(&id).cloned().unwrap_or_default();
+                let mut stats = self.stats.get(&id).cloned().unwrap_or_default();
+                if let Some(page) = self.page.as_ref().filter(|p| p.shard == id) {
+                    stats.add(&page.delivered);
+                }
                 ShardStatus {
                     shard_id: id.to_string(),
                     state,
@@ -153,6 +170,7 @@ impl ChangeStream {
                     last_sequence_number: stats.last_sequence_number,
                     last_record_age: stats
                         .last_created
+                        .and_then(|t| SystemTime::try_from(t).ok())
                         .map(|t| now.duration_since(t).unwrap_or(Duration::ZERO)),
                 }
             })
@@ -182,11 +200,11 @@ impl Stream for ChangeStream {
             return Poll::Ready(None);
         }
         loop {
-            if let Some(event) = next_event(this.page, this.stats) {
+            if let Some(event) = next_event(this.page) {
                 return Poll::Ready(Some(Ok(event)));
             }
             if let Some(page) = this.page.take() {
-                commit(this.positions, page);
+                commit(this.positions, this.stats, page);
             }
             match this.merge.as_mut().poll_next(cx) {
                 Poll::Ready(Some(Ok(Update::Page(page)))) => {
@@ -232,15 +250,13 @@ fn open_page(positions: &mut Positions, page: Page) -> CurrentPage {
         changes: page.changes.into_iter(),
         end: page.end,
         head: None,
+        delivered: ShardStats::default(),
     }
 }
 
 /// The next event of the current page, with its checkpoint: the page's base positions plus
 /// this shard at this event. O(1): a few reference counts.
-fn next_event(
-    page: &mut Option<CurrentPage>,
-    stats: &mut HashMap<Arc<str>, ShardStats>,
-) -> Option<ChangeEvent> {
+fn next_event(page: &mut Option<CurrentPage>) -> Option<ChangeEvent> {
     let page = page.as_mut()?;
     let change = page.changes.next()?;
     let position = if page.end == PageEnd::ShardEnd && page.changes.len() == 0 {
@@ -249,16 +265,21 @@ fn next_event(
         ShardPosition::After(change.sequence_number.clone())
     };
     page.head = Some(position.clone());
-    let entry = stats.entry(page.shard.clone()).or_default();
-    entry.records += 1;
-    entry.last_sequence_number = Some(change.sequence_number.clone());
-    entry.last_created = change.created.and_then(|t| SystemTime::try_from(t).ok());
+    page.delivered.records += 1;
+    page.delivered.last_sequence_number = Some(change.sequence_number.clone());
+    page.delivered.last_created = change.created;
     let checkpoint = Checkpoint::new(page.base.clone(), page.shard.clone(), position);
     Some(ChangeEvent::new(change, checkpoint, page.gap.take()))
 }
 
-/// Records a fully delivered page in the running positions.
-fn commit(positions: &mut Positions, page: CurrentPage) {
+/// Records a fully delivered page in the running positions and counters.
+fn commit(positions: &mut Positions, stats: &mut HashMap<Arc<str>, ShardStats>, page: CurrentPage) {
+    if page.delivered.records > 0 {
+        stats
+            .entry(page.shard.clone())
+            .or_default()
+            .add(&page.delivered);
+    }
     if page.end == PageEnd::ShardEnd {
         positions.set(page.shard, ShardPosition::Finished);
     } else if let Some(head) = page.head {
