@@ -287,37 +287,31 @@ impl Merge {
                 Some(async move { list_all(&ctx).await.map(Discovered::Full) }.boxed());
             return;
         }
-        if now >= self.next_children {
-            // Ask for the children of the parent asked about least; every third round, or
-            // after a catch-up parent was asked once, fall back to the full listing.
-            if let Some((parent, tries)) = self
-                .awaiting
-                .iter()
-                .min_by_key(|(_, t)| **t)
-                .map(|(p, t)| (p.clone(), *t))
-            {
-                if catch_up && tries >= 2 {
-                    // Catch-up: the children do not exist yet, so the shard is read to its end.
-                    self.awaiting.remove(&parent);
-                    return self.schedule_discovery(now);
-                }
-                self.awaiting.insert(parent.clone(), tries + 1);
-                let delay = CHILDREN_RETRY_MIN
-                    .saturating_mul(1 << tries.min(8))
-                    .min(CHILDREN_RETRY_MAX);
-                self.next_children = now + delay;
-                let ctx = self.ctx.clone();
-                self.discovery = Some(if tries % 3 == 2 {
-                    async move { list_all(&ctx).await.map(Discovered::Full) }.boxed()
-                } else {
-                    async move {
-                        let children = list_children(&ctx, &parent).await?;
-                        Ok(Discovered::Children(parent, children))
-                    }
-                    .boxed()
-                });
-                return;
+        if now >= self.next_children && !self.awaiting.is_empty() {
+            // One parent waiting: ask for its children (CHILD_SHARDS); several, or every third
+            // round: one full listing answers for all of them at once.
+            let round = self.awaiting.values().copied().min().unwrap_or(0);
+            let single = match (self.awaiting.len(), round % 3) {
+                (1, 0 | 1) => self.awaiting.keys().next().cloned(),
+                _ => None,
+            };
+            for tries in self.awaiting.values_mut() {
+                *tries += 1;
             }
+            let delay = CHILDREN_RETRY_MIN
+                .saturating_mul(1 << round.min(8))
+                .min(CHILDREN_RETRY_MAX);
+            self.next_children = now + delay;
+            let ctx = self.ctx.clone();
+            self.discovery = Some(match single {
+                Some(parent) => async move {
+                    let children = list_children(&ctx, &parent).await?;
+                    Ok(Discovered::Children(parent, children))
+                }
+                .boxed(),
+                None => async move { list_all(&ctx).await.map(Discovered::Full) }.boxed(),
+            });
+            return;
         }
         let mut deadline = self.next_full;
         if !self.awaiting.is_empty() {
@@ -382,6 +376,11 @@ impl Merge {
                             tracing::debug!(parent = %parent, children = children.len(), "child shards listed");
                             self.on_listing(children, false)?;
                         }
+                    }
+                    if self.ctx.catch_up.is_some() {
+                        // Catch-up: a parent whose children were looked for and not found is
+                        // read to its current end; its children, once listed, are not.
+                        self.awaiting.retain(|_, tries| *tries == 0);
                     }
                 }
             }

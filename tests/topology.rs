@@ -147,3 +147,20 @@ async fn idle_shards_are_polled_gently() {
         "{calls} GetRecords calls in an idle minute"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn catch_up_settles_many_closed_shards_with_one_listing() {
+    let sim = Simulator::builder().initial_shards(64).seed(13).build();
+    for v in 0..640u64 {
+        sim.put_item(item(&format!("k{v}"), v));
+    }
+    for shard in sim.shards() {
+        sim.close_shard(&shard.shard_id);
+    }
+    let started = tokio::time::Instant::now();
+    let events = drain_ok(builder(&sim).until_caught_up(true).build().unwrap()).await;
+    assert_eq!(events.len(), 640);
+    // Finished parents are settled together, not one look-up (and one pacing wait) each.
+    assert!(sim.calls().describe_stream <= 6, "{:?}", sim.calls());
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+}
