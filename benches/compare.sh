@@ -2,7 +2,7 @@
 # Side by side over a real socket: the crate's `tail` example and the npm `dynamodb-stream`
 # package drain the same stream, served by `examples/sim_server.rs` on a loopback port.
 #
-#   benches/compare.sh            # from the repository root; needs cargo, node (>= 18) and npm
+#   benches/compare.sh            # needs cargo, node (>= 18) and npm
 #
 # Two variants: SHARDS closed shards x RECORDS records of about RECORD_BYTES bytes ("plain"),
 # and the same with every other shard split into two children, its records spread over the
@@ -41,6 +41,8 @@ cleanup() {
 trap cleanup EXIT
 
 say() { echo "compare: $*" >&2; }
+# field JSON NAME: one field of a JSON object (node is needed anyway; no jq).
+field() { node -e 'console.log(JSON.parse(process.argv[1])[process.argv[2]])' "$1" "$2"; }
 
 say "building tail and sim_server (release)"
 (cd "$root" && cargo build --release --quiet --example tail --example sim_server)
@@ -94,7 +96,7 @@ run_tail() {
         fi
         local check events secs rate
         check=$(node "$work/lineage_check.js" "$work/tail.out")
-        events=$(jq -r .events <<<"$check")
+        events=$(field "$check" events)
         secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
         rate=$(awk -v n="$events" -v s="$secs" 'BEGIN { printf "%d", n / s }')
         say "$variant tail run $run: $events events in $secs s = $rate events/s $check"
@@ -102,7 +104,7 @@ run_tail() {
             best_rate=$rate
             local finished=no
             ((events >= total)) && finished=yes
-            best="tail $events $secs $rate $finished $(jq -r .out_of_order <<<"$check") $(jq -r .duplicates <<<"$check")"
+            best="tail $events $secs $rate $finished $(field "$check" out_of_order) $(field "$check" duplicates)"
         fi
     done
     results+=("$variant $best")
@@ -117,16 +119,16 @@ run_npm() {
             say "npm driver failed:"; cat "$work/npm.err" >&2; exit 1
         }
         check=$(node "$work/lineage_check.js" "$work/npm.out")
-        rate=$(jq -r .events_per_sec <<<"$out")
+        rate=$(field "$out" events_per_sec)
         say "$variant npm run $run: $out $check"
         if ((rate > best_rate)); then
             best_rate=$rate
             local finished=no
-            [[ $(jq -r .finished <<<"$out") == true ]] && finished=yes
-            best="npm $(jq -r .events <<<"$out") $(jq -r .seconds <<<"$out") $rate $finished $(jq -r .out_of_order <<<"$check") $(jq -r .duplicates <<<"$check")"
+            [[ $(field "$out" finished) == true ]] && finished=yes
+            best="npm $(field "$out" events) $(field "$out" seconds) $rate $finished $(field "$check" out_of_order) $(field "$check" duplicates)"
         fi
         # A run that times out will time out again: once is enough.
-        [[ $(jq -r .finished <<<"$out") == true ]] || break
+        [[ $(field "$out" finished) == true ]] || break
     done
     results+=("$variant $best")
 }

@@ -34,9 +34,7 @@ fn mib(bytes: u64) -> f64 {
 
 fn main() {
     // `cargo bench -- <filter>`: run only when the filter names this bench (or none is given).
-    let filter = std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with('-'));
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     if filter.as_deref().is_some_and(|f| !"memory".contains(f)) {
         return;
     }
@@ -72,7 +70,10 @@ fn main() {
             mib(base.saturating_sub(start_rss)),
         );
         println!("memory: consumer allowed {rate} events/s for {seconds} s");
-        println!("{:>6} {:>10} {:>12} {:>14}", "t (s)", "events", "RSS (MiB)", "growth (MiB)");
+        println!(
+            "{:>6} {:>10} {:>12} {:>14}",
+            "t (s)", "events", "RSS (MiB)", "growth (MiB)"
+        );
 
         let mut stream = ChangeStream::builder(sim.client(), sim.stream_arn())
             .start(StartPosition::TrimHorizon)

@@ -73,8 +73,12 @@ fn profile(mode: &str) {
         for _ in 0..iters {
             support::drain(&sim, per_shard * shards).await;
         }
+        println!("calls: {:?}", sim.calls());
     });
-    println!("profiled {mode} x {iters}: {} events", iters * per_shard * shards);
+    println!(
+        "profiled {mode} x {iters}: {} events",
+        iters * per_shard * shards
+    );
 }
 
 fn main() {

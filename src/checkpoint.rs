@@ -168,13 +168,13 @@ impl fmt::Display for Checkpoint {
         // The shared sorted snapshot, with this checkpoint's own shard merged in its place.
         let mut head = self.head.as_ref();
         for (id, pos) in self.base.sorted() {
-            if let Some((head_id, head_pos)) = head {
-                if head_id <= id {
-                    entry(head_id, head_pos);
-                    head = None;
-                    if head_id == id {
-                        continue;
-                    }
+            if let Some((head_id, head_pos)) = head
+                && head_id <= id
+            {
+                entry(head_id, head_pos);
+                head = None;
+                if head_id == id {
+                    continue;
                 }
             }
             entry(id, pos);

@@ -162,5 +162,9 @@ async fn catch_up_settles_many_closed_shards_with_one_listing() {
     assert_eq!(events.len(), 640);
     // Finished parents are settled together, not one look-up (and one pacing wait) each.
     assert!(sim.calls().describe_stream <= 6, "{:?}", sim.calls());
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 }

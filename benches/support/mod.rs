@@ -64,18 +64,21 @@ pub fn backlog(shards: usize, per_shard: usize, split: bool) -> Simulator {
     for (lineage, root) in roots.iter().enumerate() {
         if !split {
             for j in 0..per_shard {
-                sim.append(root, record(lineage, j, RECORD_BYTES)).expect("append");
+                sim.append(root, record(lineage, j, RECORD_BYTES))
+                    .expect("append");
             }
             continue;
         }
         let half = per_shard / 2;
         for j in 0..half {
-            sim.append(root, record(lineage, j, RECORD_BYTES)).expect("append");
+            sim.append(root, record(lineage, j, RECORD_BYTES))
+                .expect("append");
         }
         let children = sim.split(root, 2);
         for j in half..per_shard {
             let child = &children[(j % 100) % 2];
-            sim.append(child, record(lineage, j, RECORD_BYTES)).expect("append");
+            sim.append(child, record(lineage, j, RECORD_BYTES))
+                .expect("append");
         }
     }
     sim
@@ -119,7 +122,12 @@ pub fn cpu_time() -> Duration {
     // Fields after the command name, which is in parentheses and may hold spaces.
     let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
     let total = ticks(11) + ticks(12);
     Duration::from_millis(total * 10)
