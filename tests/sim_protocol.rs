@@ -3,6 +3,8 @@
 //! deleted stream, and malformed input. Records themselves: `sim_records.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -10,27 +12,11 @@ use aws_sdk_dynamodbstreams::Client;
 use aws_sdk_dynamodbstreams::config::retry::RetryConfig;
 use aws_sdk_dynamodbstreams::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodbstreams::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodbstreams::operation::get_records::GetRecordsOutput;
 use aws_sdk_dynamodbstreams::operation::get_shard_iterator::GetShardIteratorError;
 use aws_sdk_dynamodbstreams::types::{Shard, ShardFilter, ShardFilterType, ShardIteratorType};
-use dynamodb_stream::sim::{
-    AttributeValue, Fault, Item, Operation, RecordKind, SimRecord, Simulator,
-};
-
-fn item(pk: &str, v: u64) -> Item {
-    Item::from([
-        ("pk".to_owned(), AttributeValue::S(pk.to_owned())),
-        ("v".to_owned(), AttributeValue::N(v.to_string())),
-    ])
-}
-
-fn key(pk: &str) -> Item {
-    Item::from([("pk".to_owned(), AttributeValue::S(pk.to_owned()))])
-}
-
-fn root(sim: &Simulator) -> String {
-    sim.shards()[0].shard_id.clone()
-}
+use dynamodb_stream::sim::{AttributeValue, Fault, Operation, RecordKind, SimRecord, Simulator};
+use support::sim::{item, key};
+use support::wire::{iterator, read, root, seqs, trim_horizon};
 
 /// Every page of a full listing.
 async fn pages(
@@ -75,46 +61,6 @@ fn children_of(shard: &str) -> ShardFilter {
         .r#type(ShardFilterType::ChildShards)
         .shard_id(shard)
         .build()
-}
-
-async fn iterator(
-    sim: &Simulator,
-    shard: &str,
-    kind: ShardIteratorType,
-    seq: Option<&str>,
-) -> Result<String, SdkError<GetShardIteratorError>> {
-    let out = sim
-        .client()
-        .get_shard_iterator()
-        .stream_arn(sim.stream_arn())
-        .shard_id(shard)
-        .shard_iterator_type(kind)
-        .set_sequence_number(seq.map(str::to_owned))
-        .send()
-        .await?;
-    Ok(out.shard_iterator.unwrap())
-}
-
-async fn trim_horizon(sim: &Simulator, shard: &str) -> String {
-    iterator(sim, shard, ShardIteratorType::TrimHorizon, None)
-        .await
-        .unwrap()
-}
-
-async fn read(sim: &Simulator, it: &str) -> GetRecordsOutput {
-    sim.client()
-        .get_records()
-        .shard_iterator(it)
-        .send()
-        .await
-        .unwrap()
-}
-
-fn seqs(page: &GetRecordsOutput) -> Vec<String> {
-    page.records()
-        .iter()
-        .map(|r| r.dynamodb().unwrap().sequence_number().unwrap().to_owned())
-        .collect()
 }
 
 /// A client like `sim.client()` but without retries, to see single answers.

@@ -2,67 +2,16 @@
 //! record fields, TTL identity, and how table writes are routed to shards.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use aws_sdk_dynamodbstreams::operation::get_records::GetRecordsOutput;
+mod support;
+
 use aws_sdk_dynamodbstreams::types::{OperationType, ShardIteratorType};
 use dynamodb_stream::sim::{AttributeValue, Item, SequenceNumbers, Simulator, StreamViewType};
-
-fn item(pk: &str, v: u64) -> Item {
-    Item::from([
-        ("pk".to_owned(), AttributeValue::S(pk.to_owned())),
-        ("v".to_owned(), AttributeValue::N(v.to_string())),
-    ])
-}
-
-fn key(pk: &str) -> Item {
-    Item::from([("pk".to_owned(), AttributeValue::S(pk.to_owned()))])
-}
+use support::sim::{item, key};
+use support::wire::{iterator, read, root, seqs, trim_horizon};
 
 /// Numeric order of decimal strings without leading zeros.
 fn seq_lt(a: &str, b: &str) -> bool {
     (a.len(), a) < (b.len(), b)
-}
-
-fn root(sim: &Simulator) -> String {
-    sim.shards()[0].shard_id.clone()
-}
-
-async fn iterator(
-    sim: &Simulator,
-    shard: &str,
-    kind: ShardIteratorType,
-    seq: Option<&str>,
-) -> String {
-    sim.client()
-        .get_shard_iterator()
-        .stream_arn(sim.stream_arn())
-        .shard_id(shard)
-        .shard_iterator_type(kind)
-        .set_sequence_number(seq.map(str::to_owned))
-        .send()
-        .await
-        .unwrap()
-        .shard_iterator
-        .unwrap()
-}
-
-async fn trim_horizon(sim: &Simulator, shard: &str) -> String {
-    iterator(sim, shard, ShardIteratorType::TrimHorizon, None).await
-}
-
-async fn read(sim: &Simulator, it: &str) -> GetRecordsOutput {
-    sim.client()
-        .get_records()
-        .shard_iterator(it)
-        .send()
-        .await
-        .unwrap()
-}
-
-fn seqs(page: &GetRecordsOutput) -> Vec<String> {
-    page.records()
-        .iter()
-        .map(|r| r.dynamodb().unwrap().sequence_number().unwrap().to_owned())
-        .collect()
 }
 
 #[tokio::test]
@@ -106,7 +55,8 @@ async fn forty_digit_sequence_numbers() {
         ShardIteratorType::AfterSequenceNumber,
         Some(&all[6]),
     )
-    .await;
+    .await
+    .unwrap();
     assert_eq!(seqs(&read(&sim, &after).await), [all[7].clone()]);
     let listed = sim
         .client()

@@ -5,3 +5,5 @@ pub mod moto;
 #[cfg(feature = "test-util")]
 pub mod sim;
 pub mod tail;
+#[cfg(feature = "test-util")]
+pub mod wire;
