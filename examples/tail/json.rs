@@ -5,22 +5,22 @@ use aws_sdk_dynamodbstreams::types::AttributeValue;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use dynamodb_stream::{ChangeEvent, Item};
-use serde::Serialize;
-use serde_json::{Map, Number, Value};
+use serde::ser::{Serialize, SerializeMap as _, Serializer};
+use serde_json::{Number, Value};
 
-/// The fields of one output line, in their documented order.
-#[derive(Serialize)]
+/// The fields of one output line, in their documented order, except the checkpoint: its text
+/// never needs escaping, so [`Output`](crate::output::Output) appends it as it is.
+#[derive(serde::Serialize)]
 pub(crate) struct Line<'a> {
     event_id: &'a str,
     kind: &'static str,
     shard_id: &'a str,
     sequence_number: &'a str,
     approximate_creation_time: Option<String>,
-    keys: Value,
-    new_image: Option<Value>,
-    old_image: Option<Value>,
+    keys: Json<'a, Item>,
+    new_image: Option<Json<'a, Item>>,
+    old_image: Option<Json<'a, Item>>,
     ttl_delete: bool,
-    checkpoint: String,
 }
 
 impl<'a> Line<'a> {
@@ -35,43 +35,50 @@ impl<'a> Line<'a> {
                 .approximate_creation_time()
                 .map(|t| DateTime::from_secs(DateTime::from(t).secs()))
                 .and_then(|t| t.fmt(DateTimeFormat::DateTime).ok()),
-            keys: item(event.raw_keys()),
-            new_image: event.raw_new_image().map(item),
-            old_image: event.raw_old_image().map(item),
+            keys: Json(event.raw_keys()),
+            new_image: event.raw_new_image().map(Json),
+            old_image: event.raw_old_image().map(Json),
             ttl_delete: event.is_ttl_delete(),
-            checkpoint: event.checkpoint().to_string(),
         }
     }
 }
 
-/// An item as a JSON object.
-pub(crate) fn item(item: &Item) -> Value {
-    Value::Object(
-        item.iter()
-            .map(|(k, v)| (k.clone(), value(v)))
-            .collect::<Map<_, _>>(),
-    )
+/// An item or attribute value, serialized as plain JSON straight from the SDK's types.
+pub(crate) struct Json<'a, T>(pub(crate) &'a T);
+
+/// An item as a JSON object, its attributes ordered by name.
+impl Serialize for Json<'_, Item> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut names: Vec<(&String, &AttributeValue)> = self.0.iter().collect();
+        names.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut map = serializer.serialize_map(Some(names.len()))?;
+        for (name, value) in names {
+            map.serialize_entry(name, &Json(value))?;
+        }
+        map.end()
+    }
 }
 
 /// An attribute value as plain JSON: S → string, N → number, BOOL → bool, NULL → null,
 /// M → object, L → array, SS/NS/BS → arrays, B/BS → standard base64.
-pub(crate) fn value(value: &AttributeValue) -> Value {
-    match value {
-        AttributeValue::S(s) => Value::String(s.clone()),
-        AttributeValue::N(n) => number(n),
-        AttributeValue::B(b) => Value::String(BASE64.encode(b.as_ref())),
-        AttributeValue::Bool(b) => Value::Bool(*b),
-        AttributeValue::Null(_) => Value::Null,
-        AttributeValue::M(m) => item(m),
-        AttributeValue::L(l) => l.iter().map(self::value).collect(),
-        AttributeValue::Ss(v) => v.iter().cloned().map(Value::String).collect(),
-        AttributeValue::Ns(v) => v.iter().map(|n| number(n)).collect(),
-        AttributeValue::Bs(v) => v
-            .iter()
-            .map(|b| Value::String(BASE64.encode(b.as_ref())))
-            .collect(),
-        // A type added to DynamoDB after this SDK version: nothing faithful to print.
-        _ => Value::Null,
+impl Serialize for Json<'_, AttributeValue> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            AttributeValue::S(s) => serializer.serialize_str(s),
+            AttributeValue::N(n) => number(n).serialize(serializer),
+            AttributeValue::B(b) => serializer.serialize_str(&BASE64.encode(b.as_ref())),
+            AttributeValue::Bool(b) => serializer.serialize_bool(*b),
+            AttributeValue::Null(_) => serializer.serialize_unit(),
+            AttributeValue::M(m) => Json(m).serialize(serializer),
+            AttributeValue::L(l) => serializer.collect_seq(l.iter().map(Json)),
+            AttributeValue::Ss(v) => serializer.collect_seq(v),
+            AttributeValue::Ns(v) => serializer.collect_seq(v.iter().map(|n| number(n))),
+            AttributeValue::Bs(v) => {
+                serializer.collect_seq(v.iter().map(|b| BASE64.encode(b.as_ref())))
+            }
+            // A type added to DynamoDB after this SDK version: nothing faithful to print.
+            _ => serializer.serialize_unit(),
+        }
     }
 }
 
@@ -114,5 +121,58 @@ mod tests {
             Value::String("0.1234567890123456".into())
         );
         assert_eq!(number("1E400"), Value::String("1E400".into()));
+    }
+
+    #[test]
+    fn every_attribute_type_prints_as_plain_json() {
+        use aws_sdk_dynamodbstreams::primitives::Blob;
+        let s = |v: &str| AttributeValue::S(v.into());
+        let nested = Item::from([("b".to_owned(), s("x")), ("a".to_owned(), s("y"))]);
+        let item = Item::from([
+            ("s".to_owned(), s("caf\u{e9} \"q\"\n")),
+            ("n".to_owned(), AttributeValue::N("-12.5".into())),
+            (
+                "wide".to_owned(),
+                AttributeValue::N("123456789012345678901234567890".into()),
+            ),
+            (
+                "bin".to_owned(),
+                AttributeValue::B(Blob::new(b"hi".to_vec())),
+            ),
+            ("yes".to_owned(), AttributeValue::Bool(true)),
+            ("nil".to_owned(), AttributeValue::Null(true)),
+            ("m".to_owned(), AttributeValue::M(nested)),
+            (
+                "l".to_owned(),
+                AttributeValue::L(vec![s("a"), AttributeValue::N("1".into())]),
+            ),
+            (
+                "ss".to_owned(),
+                AttributeValue::Ss(vec!["a".into(), "b".into()]),
+            ),
+            (
+                "ns".to_owned(),
+                AttributeValue::Ns(vec!["1".into(), "2.5".into()]),
+            ),
+            (
+                "bs".to_owned(),
+                AttributeValue::Bs(vec![Blob::new(b"hi".to_vec())]),
+            ),
+        ]);
+        let text = serde_json::to_string(&Json(&item)).unwrap();
+        // Names in order, at every depth.
+        assert!(
+            text.starts_with(r#"{"bin":"aGk=","bs":["aGk="],"l":["a",1],"m":{"a":"y","b":"x"}"#),
+            "{text}"
+        );
+        let back: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            back,
+            serde_json::json!({
+                "s": "caf\u{e9} \"q\"\n", "n": -12.5, "wide": "123456789012345678901234567890",
+                "bin": "aGk=", "yes": true, "nil": null, "m": {"a": "y", "b": "x"},
+                "l": ["a", 1], "ss": ["a", "b"], "ns": [1, 2.5], "bs": ["aGk="],
+            })
+        );
     }
 }

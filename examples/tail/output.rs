@@ -16,6 +16,8 @@ use crate::json::Line;
 pub(crate) struct Output {
     out: BufWriter<Stdout>,
     terminal: bool,
+    /// The line being written, reused from line to line.
+    line: Vec<u8>,
 }
 
 impl Output {
@@ -24,14 +26,21 @@ impl Output {
         Output {
             terminal: stdout.is_terminal(),
             out: BufWriter::with_capacity(64 * 1024, stdout),
+            line: Vec::with_capacity(4096),
         }
     }
 
     /// Prints `event` as one JSON line.
     pub(crate) fn print(&mut self, event: &ChangeEvent) -> io::Result<()> {
-        let mut line = serde_json::to_vec(&Line::new(event))?;
-        line.push(b'\n');
-        self.out.write_all(&line)?;
+        let line = &mut self.line;
+        line.clear();
+        serde_json::to_writer(&mut *line, &Line::new(event))?;
+        // The checkpoint goes last, written as it is: its text form never holds anything JSON
+        // would escape (see `Checkpoint`), and it can be thousands of bytes.
+        line.pop();
+        writeln!(line, ",\"checkpoint\":\"{}\"}}", event.checkpoint())?;
+        // Whole lines only: a line that does not fit flushes what is buffered before it.
+        self.out.write_all(line)?;
         if self.terminal {
             self.out.flush()?;
         }
