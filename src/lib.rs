@@ -128,5 +128,5 @@ pub use sequence::SequenceNumber;
 pub use store::DynamoDbStore;
 pub use store::{CheckpointStore, FileStore, MemoryStore};
 pub use stream::{
-    ChangeStream, ChangeStreamBuilder, ShardStatus, StartPosition, Status, TrimPolicy,
+    ChangeStream, ChangeStreamBuilder, Readers, ShardStatus, StartPosition, Status, TrimPolicy,
 };

@@ -23,7 +23,8 @@ use crate::discovery::{list_all, list_children};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::Gap;
 use crate::lineage::{Lineage, ShardInfo, ShardState};
-use crate::shard::{Context, Page, PageEnd, ShardReader, ShardStart, read_shard};
+use crate::shard::{Context, Page, PageEnd, ShardReader, ShardStart, on_task, read_shard};
+use crate::stream::Readers;
 
 /// How often the whole shard list is read again, to catch anything a targeted look-up missed.
 const FULL_LISTING_EVERY: Duration = Duration::from_secs(60);
@@ -80,6 +81,8 @@ pub(crate) struct Merge {
     next_full: Instant,
     next_children: Instant,
     listed_once: bool,
+    /// The runtime that readers are spawned on, once decided (`None`: read inline).
+    runtime: Option<Option<tokio::runtime::Handle>>,
     done: bool,
 }
 
@@ -104,6 +107,7 @@ impl Merge {
             next_full: now,
             next_children: now,
             listed_once: false,
+            runtime: None,
             done: false,
         }
     }
@@ -128,9 +132,28 @@ impl Merge {
                     _ => ShardStart::TrimHorizon,
                 },
             };
-            let reader = read_shard(self.ctx.clone(), id, start);
+            let mut reader = read_shard(self.ctx.clone(), id, start);
+            if let Some(runtime) = self.spawn_on() {
+                reader = on_task(reader, runtime);
+            }
             self.readers.push(reader.into_future());
         }
+    }
+
+    /// The runtime to run readers on, decided when the first shard starts (while polled).
+    fn spawn_on(&mut self) -> Option<&tokio::runtime::Handle> {
+        let readers = self.ctx.readers;
+        self.runtime
+            .get_or_insert_with(|| {
+                let runtime = tokio::runtime::Handle::try_current().ok()?;
+                let spawn = match readers {
+                    Readers::Spawned => true,
+                    Readers::Inline => false,
+                    _ => runtime.runtime_flavor() != tokio::runtime::RuntimeFlavor::CurrentThread,
+                };
+                spawn.then_some(runtime)
+            })
+            .as_ref()
     }
 
     fn on_listing(&mut self, shards: Vec<ShardInfo>, full: bool) -> Result<()> {

@@ -1,17 +1,21 @@
 //! One shard as a stream of pages: iterators, expiry recovery, retries and polling.
 
+use std::future::Future as _;
 use std::sync::Arc;
+use std::task::{Poll, ready};
 use std::time::Duration;
 
 use aws_sdk_dynamodbstreams::Client;
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
-use futures::Stream;
+use futures::{Stream, StreamExt as _};
+use tokio::sync::mpsc;
 
 use crate::discovery::Pacer;
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{Change, Gap};
 use crate::retry::{Fault, RetryPolicy, classify, idle_delay, to_error};
 use crate::sequence::SequenceNumber;
+use crate::stream::Readers;
 
 /// What every reader of one consumer shares.
 #[derive(Debug)]
@@ -28,6 +32,8 @@ pub(crate) struct Context {
     pub(crate) catch_up: Option<u32>,
     /// Skip to the trim horizon when a position was trimmed, reporting the gap.
     pub(crate) skip_trimmed: bool,
+    /// Where readers run.
+    pub(crate) readers: Readers,
 }
 
 /// Where a shard's reading begins.
@@ -230,6 +236,77 @@ pub(crate) fn read_shard(ctx: Arc<Context>, shard: Arc<str>, mut start: ShardSta
             tokio::time::sleep(delay).await;
         }
     })
+}
+
+/// Runs `reader` on its own task of `runtime`, a page at a time on demand.
+///
+/// The task reads the next page only once the merge asks for it, exactly when an inline reader
+/// would be polled, so read-ahead and memory are unchanged; but the SDK's work for the page
+/// (request signing and, above all, parsing the JSON) runs on a worker thread, in parallel
+/// with the consumer and with other shards. Dropping the returned stream stops the task.
+pub(crate) fn on_task(mut reader: ShardReader, runtime: &tokio::runtime::Handle) -> ShardReader {
+    let (want, mut wanted) = mpsc::channel::<()>(1);
+    let (send, pages) = mpsc::channel::<Result<Page>>(1);
+    let task = runtime.spawn(async move {
+        while wanted.recv().await.is_some() {
+            let Some(item) = reader.next().await else {
+                break;
+            };
+            if send.send(item).await.is_err() {
+                break;
+            }
+        }
+    });
+    Box::pin(OnTask {
+        want,
+        asked: false,
+        pages,
+        task,
+    })
+}
+
+/// The consumer's end of a reader running on its own task.
+struct OnTask {
+    want: mpsc::Sender<()>,
+    /// A page was asked for and has not arrived yet.
+    asked: bool,
+    pages: mpsc::Receiver<Result<Page>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Stream for OnTask {
+    type Item = Result<Page>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Option<Result<Page>>> {
+        if !self.asked {
+            // At most one request is ever outstanding, so the channel has room; if the task
+            // has ended, the page channel below says so.
+            let _ = self.want.try_send(());
+            self.asked = true;
+        }
+        if let Some(item) = ready!(self.pages.poll_recv(cx)) {
+            self.asked = false;
+            return Poll::Ready(Some(item));
+        }
+        // The task ended: its reader finished, or it panicked, or the runtime is shutting down.
+        Poll::Ready(match ready!(std::pin::Pin::new(&mut self.task).poll(cx)) {
+            Ok(()) => None,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Some(Err(Error::new(
+                ErrorKind::Transport,
+                "the shard's reader task was cancelled: the tokio runtime is shutting down",
+            ))),
+        })
+    }
+}
+
+impl Drop for OnTask {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// Trim policy "skip": read on from the trim horizon, and say what was lost.

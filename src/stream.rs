@@ -47,6 +47,26 @@ pub enum TrimPolicy {
     SkipToTrimHorizon,
 }
 
+/// Where the shard readers run: the SDK's work per page (signing the request, and above all
+/// parsing the response's JSON, most of the cost of an event) happens in them.
+///
+/// Order, read-ahead and memory are the same either way: a reader on its own task still reads
+/// a page only when the stream asks for it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Readers {
+    /// [`Spawned`](Self::Spawned) when the stream is polled on a multi-threaded tokio runtime,
+    /// [`Inline`](Self::Inline) otherwise.
+    #[default]
+    Auto,
+    /// Each shard on its own tokio task, so pages are parsed on the runtime's worker threads
+    /// while the consumer handles events. Falls back to inline outside a tokio runtime.
+    Spawned,
+    /// Every shard polled by the stream itself, on the consumer's task: one thread does all
+    /// the work (the cheaper choice on a current-thread runtime).
+    Inline,
+}
+
 /// A DynamoDB stream as one ordered [`Stream`] of [`ChangeEvent`]s.
 ///
 /// Built with [`ChangeStream::builder`]. See the [crate documentation](crate) for the ordering
@@ -120,6 +140,7 @@ impl ChangeStream {
             retry: RetryPolicy::default(),
             describe_interval: Duration::from_millis(200),
             trim_policy: TrimPolicy::default(),
+            readers: Readers::default(),
         }
     }
 
@@ -304,6 +325,7 @@ pub struct ChangeStreamBuilder {
     retry: RetryPolicy,
     describe_interval: Duration,
     trim_policy: TrimPolicy,
+    readers: Readers,
 }
 
 impl ChangeStreamBuilder {
@@ -388,6 +410,14 @@ impl ChangeStreamBuilder {
         self
     }
 
+    /// Where shard readers run: on their own tokio tasks, so that parsing pages uses every
+    /// worker thread, or inline on the consumer's task. Default is [`Readers::Auto`]: own
+    /// tasks on a multi-threaded runtime.
+    pub fn readers(mut self, readers: Readers) -> Self {
+        self.readers = readers;
+        self
+    }
+
     /// Checks the configuration and creates the stream. No request is sent until it is polled.
     ///
     /// # Errors
@@ -455,6 +485,7 @@ impl ChangeStreamBuilder {
             max_poll_interval: self.max_poll_interval,
             catch_up: self.catch_up.then_some(3),
             skip_trimmed: self.trim_policy == TrimPolicy::SkipToTrimHorizon,
+            readers: self.readers,
         });
         let policy = StartPolicy {
             resumed: resumed.clone(),
