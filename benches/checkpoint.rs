@@ -25,24 +25,10 @@ fn checkpoint(c: &mut Criterion) {
     let sim = rt.block_on(async { support::backlog(SHARDS, PER_SHARD, false) });
     let total = SHARDS * PER_SHARD;
 
-    let mut group = c.benchmark_group("checkpoint");
-    group
-        .sampling_mode(SamplingMode::Flat)
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(3))
-        .throughput(Throughput::Elements(total as u64));
+    let mut group = support::drain_group(c, "checkpoint", 10);
+    group.throughput(Throughput::Elements(total as u64));
     group.bench_function("stream_1000_shards", |b| {
-        b.to_async(&rt).iter_custom(|iters| {
-            let sim = sim.clone();
-            async move {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    support::drain(&sim, total).await;
-                }
-                start.elapsed()
-            }
-        });
+        support::bench_drain(b, &rt, &sim, total);
     });
     group.bench_function("stream_1000_shards_keep_all", |b| {
         b.to_async(&rt).iter_custom(|iters| {

@@ -3,6 +3,8 @@
 //! shutdown with exactly the events that were not saved.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -10,10 +12,11 @@ use std::time::Duration;
 
 use dynamodb_stream::sim::{AttributeValue, Simulator};
 use dynamodb_stream::{
-    ChangeEvent, ChangeStream, ChangeStreamBuilder, Checkpoint, CheckpointStore, Committer, Error,
-    ErrorKind, FileStore, MemoryStore, Result, StartPosition,
+    ChangeEvent, ChangeStream, Checkpoint, CheckpointStore, Committer, Error, ErrorKind, FileStore,
+    MemoryStore, Result,
 };
 use futures::StreamExt;
+use support::sim::{builder, resumed};
 use tokio::time::Instant;
 
 /// A memory store that records every save with its (tokio) time, and can fail or stall.
@@ -27,6 +30,19 @@ struct Recorder {
 }
 
 impl Recorder {
+    /// A recorder whose every save takes `delay` (tokio time) before it succeeds or fails.
+    fn slow(delay: Duration) -> Self {
+        Self {
+            delay,
+            ..Self::default()
+        }
+    }
+
+    /// Makes the next `n` saves fail with a store error.
+    fn fail_saves(&self, n: u32) {
+        self.fail_next.store(n, Ordering::SeqCst);
+    }
+
     fn saves(&self) -> Vec<Checkpoint> {
         self.saves
             .lock()
@@ -97,11 +113,13 @@ fn sim_with(n: u64) -> Simulator {
     sim
 }
 
-fn builder(sim: &Simulator) -> ChangeStreamBuilder {
-    ChangeStream::builder(sim.client(), sim.stream_arn())
-        .start(StartPosition::TrimHorizon)
-        .poll_interval(Duration::from_millis(50))
-        .max_poll_interval(Duration::from_millis(200))
+/// A committer saving to `store`, over a consumer of `sim` from `TRIM_HORIZON` (the committer's
+/// default thresholds).
+fn committer_over<C>(sim: &Simulator, store: C) -> Committer<ChangeStream, C>
+where
+    C: CheckpointStore + 'static,
+{
+    Committer::new(builder(sim).build().unwrap(), store)
 }
 
 /// The next event, failing the test if none comes within a (virtual) hour.
@@ -132,12 +150,44 @@ where
     out
 }
 
+/// Consumes and acknowledges every event until the stream ends, returning them.
+async fn consume_all<S, C>(committer: &mut Committer<S, C>) -> Vec<ChangeEvent>
+where
+    S: futures::Stream<Item = Result<ChangeEvent>>,
+    C: CheckpointStore + 'static,
+{
+    let mut out = Vec::new();
+    while let Some(event) = committer.next().await {
+        let event = event.expect("an event, not an error");
+        committer.ack(&event);
+        out.push(event);
+    }
+    out
+}
+
+/// Closes `committer`, requiring its final save to fail with a store error.
+async fn assert_close_fails<S, C>(committer: Committer<S, C>)
+where
+    S: futures::Stream<Item = Result<ChangeEvent>>,
+    C: CheckpointStore + 'static,
+{
+    let err = committer.close().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Store);
+}
+
+/// Requires `store` to hold `event`'s checkpoint for `sim`'s stream.
+fn assert_holds(store: &MemoryStore, sim: &Simulator, event: &ChangeEvent) {
+    assert_eq!(
+        store.get(&sim.stream_arn()).as_ref(),
+        Some(event.checkpoint())
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn saves_every_n_acknowledgements_and_on_close() {
     let sim = sim_with(25);
     let store = Recorder::default();
-    let stream = builder(&sim).build().unwrap();
-    let mut committer = Committer::new(stream, store.clone())
+    let mut committer = committer_over(&sim, store.clone())
         .every(10)
         .interval(Duration::ZERO);
     let events = consume(&mut committer, 25).await;
@@ -154,17 +204,14 @@ async fn saves_every_n_acknowledgements_and_on_close() {
     let last = committer.close().await.unwrap();
     assert_eq!(last.as_ref(), Some(events[24].checkpoint()));
     assert_eq!(store.saves().len(), 3);
-    assert_eq!(
-        store.inner.get(&sim.stream_arn()).as_ref(),
-        Some(events[24].checkpoint())
-    );
+    assert_holds(&store.inner, &sim, &events[24]);
 }
 
 #[tokio::test(start_paused = true)]
 async fn unacknowledged_events_are_never_saved() {
     let sim = sim_with(10);
     let store = Recorder::default();
-    let mut committer = Committer::new(builder(&sim).build().unwrap(), store.clone()).every(1);
+    let mut committer = committer_over(&sim, store.clone()).every(1);
     let first = consume(&mut committer, 3).await;
     // Received but not processed: not acknowledged.
     for _ in 0..4 {
@@ -181,8 +228,7 @@ async fn unacknowledged_events_are_never_saved() {
 async fn saves_after_the_interval_even_while_the_stream_is_idle() {
     let sim = sim_with(3);
     let store = Recorder::default();
-    let stream = builder(&sim).build().unwrap();
-    let mut committer = Committer::new(stream, store.clone())
+    let mut committer = committer_over(&sim, store.clone())
         .every(100)
         .interval(Duration::from_secs(5));
     let first_ack = Instant::now();
@@ -224,12 +270,10 @@ async fn the_end_of_the_stream_saves_the_last_acknowledgement() {
     let mut committer = Committer::new(stream, store.clone())
         .every(100)
         .interval(Duration::ZERO);
-    let mut last = None;
-    while let Some(event) = committer.next().await {
-        let event = event.unwrap();
-        committer.ack(&event);
-        last = Some(event.into_checkpoint());
-    }
+    let last = consume_all(&mut committer)
+        .await
+        .pop()
+        .map(ChangeEvent::into_checkpoint);
     assert_eq!(store.saves(), vec![last.clone().unwrap()]);
     assert!(committer.next().await.is_none(), "fused");
     // Nothing left to save.
@@ -241,7 +285,7 @@ async fn the_end_of_the_stream_saves_the_last_acknowledgement() {
 async fn closing_without_acknowledgements_saves_nothing() {
     let sim = sim_with(3);
     let store = Recorder::default();
-    let mut committer = Committer::new(builder(&sim).build().unwrap(), store.clone());
+    let mut committer = committer_over(&sim, store.clone());
     next(&mut committer).await;
     assert_eq!(committer.close().await.unwrap(), None);
     assert!(store.saves().is_empty());
@@ -252,9 +296,8 @@ async fn closing_without_acknowledgements_saves_nothing() {
 async fn a_failed_save_is_an_error_item_and_is_retried() {
     let sim = sim_with(10);
     let store = Recorder::default();
-    store.fail_next.store(1, Ordering::SeqCst);
-    let stream = builder(&sim).build().unwrap();
-    let mut committer = Committer::new(stream, store.clone())
+    store.fail_saves(1);
+    let mut committer = committer_over(&sim, store.clone())
         .every(2)
         .interval(Duration::ZERO);
     consume(&mut committer, 2).await;
@@ -281,57 +324,38 @@ async fn a_failed_save_is_an_error_item_and_is_retried() {
 
     // A failing final save is reported by close.
     committer.ack(&fifth);
-    store.fail_next.store(1, Ordering::SeqCst);
-    let err = committer.close().await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Store);
+    store.fail_saves(1);
+    assert_close_fails(committer).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn close_tries_a_failing_final_save_once() {
     let sim = sim_with(5);
-    let store = Recorder {
-        delay: Duration::from_secs(1),
-        ..Recorder::default()
-    };
-    store.fail_next.store(100, Ordering::SeqCst);
-    let stream = builder(&sim).build().unwrap();
-    let mut committer = Committer::new(stream, store.clone())
+    let store = Recorder::slow(Duration::from_secs(1));
+    store.fail_saves(100);
+    let mut committer = committer_over(&sim, store.clone())
         .every(0)
         .interval(Duration::ZERO);
     consume(&mut committer, 2).await;
-    assert_eq!(
-        committer.close().await.unwrap_err().kind(),
-        ErrorKind::Store
-    );
+    assert_close_fails(committer).await;
     assert_eq!(store.attempts.load(Ordering::SeqCst), 1);
 
     // With a save in flight at close: it finishes (failing), then one more attempt.
-    let store = Recorder {
-        delay: Duration::from_secs(1),
-        ..Recorder::default()
-    };
-    store.fail_next.store(100, Ordering::SeqCst);
-    let stream = builder(&sim).build().unwrap();
-    let mut committer = Committer::new(stream, store.clone()).every(1);
+    let store = Recorder::slow(Duration::from_secs(1));
+    store.fail_saves(100);
+    let mut committer = committer_over(&sim, store.clone()).every(1);
     consume(&mut committer, 1).await;
     let gave_up = tokio::time::timeout(Duration::from_millis(500), committer.next()).await;
     assert!(gave_up.is_err(), "mid-save");
-    assert_eq!(
-        committer.close().await.unwrap_err().kind(),
-        ErrorKind::Store
-    );
+    assert_close_fails(committer).await;
     assert_eq!(store.attempts.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test(start_paused = true)]
 async fn dropping_a_pending_next_during_a_save_loses_nothing() {
     let sim = sim_with(6);
-    let store = Recorder {
-        delay: Duration::from_secs(2),
-        ..Recorder::default()
-    };
-    let stream = builder(&sim).build().unwrap();
-    let mut committer = Committer::new(stream, store.clone())
+    let store = Recorder::slow(Duration::from_secs(2));
+    let mut committer = committer_over(&sim, store.clone())
         .every(3)
         .interval(Duration::ZERO);
     let events = consume(&mut committer, 3).await;
@@ -359,12 +383,7 @@ async fn after_a_crash_the_rest_arrives_and_only_what_followed_the_last_save_rep
     let sim = sim_with(30);
 
     let store = FileStore::new(&path);
-    let stream = builder(&sim)
-        .resume_from_store(&store)
-        .await
-        .unwrap()
-        .build()
-        .unwrap();
+    let stream = resumed(builder(&sim), &store).await;
     let mut committer = Committer::new(stream, store)
         .every(5)
         .interval(Duration::ZERO);
@@ -381,13 +400,7 @@ async fn after_a_crash_the_rest_arrives_and_only_what_followed_the_last_save_rep
         store.load(&sim.stream_arn()).await.unwrap().as_ref(),
         Some(first[9].checkpoint())
     );
-    let stream = builder(&sim)
-        .until_caught_up(true)
-        .resume_from_store(&store)
-        .await
-        .unwrap()
-        .build()
-        .unwrap();
+    let stream = resumed(builder(&sim).until_caught_up(true), &store).await;
     let rest: Vec<u64> = stream.map(|e| value(&e.unwrap())).collect().await;
     // Events 10 and 11 were processed but not saved: they come again. Nothing else does.
     assert_eq!(rest, (10..30).collect::<Vec<_>>());
@@ -403,24 +416,14 @@ async fn after_a_graceful_shutdown_exactly_the_rest_arrives() {
     // Three runs, each stopped gracefully mid-stream, then one to the end.
     for run in 0..4 {
         let store = FileStore::new(&path);
-        let stream = builder(&sim)
-            .until_caught_up(run == 3)
-            .resume_from_store(&store)
-            .await
-            .unwrap()
-            .build()
-            .unwrap();
+        let stream = resumed(builder(&sim).until_caught_up(run == 3), &store).await;
         let mut committer = Committer::new(stream, store)
             .every(4)
             .interval(Duration::from_secs(1));
         if run < 3 {
             seen.extend(consume(&mut committer, 7).await.iter().map(value));
         } else {
-            while let Some(event) = committer.next().await {
-                let event = event.unwrap();
-                seen.push(value(&event));
-                committer.ack(&event);
-            }
+            seen.extend(consume_all(&mut committer).await.iter().map(value));
         }
         committer.close().await.unwrap();
     }
@@ -435,12 +438,8 @@ async fn after_a_graceful_shutdown_exactly_the_rest_arrives() {
 async fn a_lent_store_stays_usable() {
     let sim = sim_with(4);
     let store = Arc::new(MemoryStore::new());
-    let stream = builder(&sim).build().unwrap();
-    let mut committer = Committer::new(stream, store.clone()).every(1);
+    let mut committer = committer_over(&sim, store.clone()).every(1);
     let events = consume(&mut committer, 4).await;
     committer.close().await.unwrap();
-    assert_eq!(
-        store.get(&sim.stream_arn()).as_ref(),
-        Some(events[3].checkpoint())
-    );
+    assert_holds(&store, &sim, &events[3]);
 }

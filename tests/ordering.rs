@@ -32,13 +32,9 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
+/// The `i`-th open shard (mod their count), if any is open.
 fn open_shard(sim: &Simulator, i: u8) -> Option<String> {
-    let open: Vec<String> = sim
-        .shards()
-        .into_iter()
-        .filter(|s| s.open)
-        .map(|s| s.shard_id)
-        .collect();
+    let open = open_shards(sim);
     (!open.is_empty()).then(|| open[usize::from(i) % open.len()].clone())
 }
 
@@ -132,9 +128,8 @@ async fn live_writes_across_splits() {
             for v in 0..300u64 {
                 sim.put_item(item(&format!("k{}", v % 10), v));
                 if v % 60 == 59 {
-                    let open: Vec<_> = sim.shards().into_iter().filter(|s| s.open).collect();
                     let n = if v % 120 == 59 { 2 } else { 1 };
-                    sim.split(&open[0].shard_id, n);
+                    sim.split(&open_shards(&sim)[0], n);
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }

@@ -6,7 +6,7 @@ mod support;
 
 use aws_sdk_dynamodbstreams::types::{OperationType, ShardIteratorType};
 use dynamodb_stream::sim::{AttributeValue, Item, SequenceNumbers, Simulator, StreamViewType};
-use support::sim::{item, key};
+use support::sim::{item, key, open_shards};
 use support::wire::{iterator, read, root, seqs, trim_horizon};
 
 /// Numeric order of decimal strings without leading zeros.
@@ -24,13 +24,7 @@ async fn sequence_numbers_increase_across_the_stream() {
         assert!(last.is_empty() || seq_lt(&last, &a.sequence_number));
         last = a.sequence_number;
         if i % 1000 == 500 {
-            let open: Vec<String> = sim
-                .shards()
-                .into_iter()
-                .filter(|s| s.open)
-                .map(|s| s.shard_id)
-                .collect();
-            sim.split(&open[0], 2);
+            sim.split(&open_shards(&sim)[0], 2);
         }
     }
     assert!(last.len() > 21, "digit count grows over time");
@@ -209,8 +203,8 @@ async fn writes_route_to_open_leaf_shards() {
         before.iter().sum::<usize>() + 1
     );
     // With every shard closed, a write opens a new root.
-    for s in sim.shards().into_iter().filter(|s| s.open) {
-        sim.close_shard(&s.shard_id);
+    for shard in open_shards(&sim) {
+        sim.close_shard(&shard);
     }
     let fresh = sim.put_item(item("z", 1)).shard_id;
     let shards = sim.shards();

@@ -2,14 +2,17 @@
 //! crate, and resuming a stream from a store.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use dynamodb_stream::sim::{AttributeValue, Simulator};
+use dynamodb_stream::sim::Simulator;
 use dynamodb_stream::{
     ChangeStream, Checkpoint, CheckpointStore, Error, ErrorKind, MemoryStore, Result, StartPosition,
 };
 use futures::StreamExt;
+use support::sim::{item, resumed};
 
 fn checkpoint(arn: &str, n: u64) -> Checkpoint {
     let body = format!("ddbs1;{arn};shardId-1=s{n:021}");
@@ -118,13 +121,6 @@ async fn stores_outside_the_crate_report_typed_errors() {
     assert_eq!(err.kind(), ErrorKind::Conflict);
 }
 
-fn item(pk: &str, v: u64) -> HashMap<String, AttributeValue> {
-    HashMap::from([
-        ("pk".to_owned(), AttributeValue::S(pk.to_owned())),
-        ("v".to_owned(), AttributeValue::N(v.to_string())),
-    ])
-}
-
 #[tokio::test(start_paused = true)]
 async fn resume_from_store_continues_after_the_saved_event_or_keeps_the_start() {
     let sim = Simulator::new();
@@ -139,23 +135,13 @@ async fn resume_from_store_continues_after_the_saved_event_or_keeps_the_start() 
     };
 
     // Nothing saved: the start position applies.
-    let stream = builder()
-        .resume_from_store(&store)
-        .await
-        .unwrap()
-        .build()
-        .unwrap();
+    let stream = resumed(builder(), &store).await;
     let events: Vec<_> = stream.map(|e| e.unwrap()).collect().await;
     assert_eq!(events.len(), 10);
     store.save(events[3].checkpoint()).await.unwrap();
 
     // Saved: exactly the events after it.
-    let stream = builder()
-        .resume_from_store(&store)
-        .await
-        .unwrap()
-        .build()
-        .unwrap();
+    let stream = resumed(builder(), &store).await;
     let rest: Vec<_> = stream
         .map(|e| e.unwrap().event_id().to_owned())
         .collect()
@@ -169,11 +155,5 @@ async fn resume_from_store_continues_after_the_saved_event_or_keeps_the_start() 
     // A store holding only another stream's checkpoint has nothing for this one.
     let other = MemoryStore::new();
     other.save(&checkpoint(B, 1)).await.unwrap();
-    let stream = builder()
-        .resume_from_store(&other)
-        .await
-        .unwrap()
-        .build()
-        .unwrap();
-    assert_eq!(stream.count().await, 10);
+    assert_eq!(resumed(builder(), &other).await.count().await, 10);
 }

@@ -1,8 +1,10 @@
-//! What the benches share: scripted streams and runtimes.
+//! What the benches share: scripted streams, runtimes and the timing of whole drains.
 #![allow(dead_code, unreachable_pub)]
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use criterion::measurement::WallTime;
+use criterion::{Bencher, BenchmarkGroup, Criterion, SamplingMode};
 use dynamodb_stream::sim::{AttributeValue, Item, RecordKind, SimRecord, Simulator};
 use dynamodb_stream::{ChangeStream, StartPosition};
 use futures::StreamExt;
@@ -103,6 +105,38 @@ pub async fn drain(sim: &Simulator, n: usize) -> usize {
     }
     assert_eq!(seen, n, "the stream ended early");
     seen
+}
+
+/// A benchmark group for iterations that drain a whole backlog (tens of milliseconds and up):
+/// flat sampling, `samples` samples, half a second of warm-up and 3 s of measurement. The
+/// caller sets the throughput.
+pub fn drain_group<'a>(
+    c: &'a mut Criterion,
+    name: &str,
+    samples: usize,
+) -> BenchmarkGroup<'a, WallTime> {
+    let mut group = c.benchmark_group(name);
+    group
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(samples)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    group
+}
+
+/// Measures [`drain`] on `rt`: criterion's `iters` fresh consumers of `sim`, each reading `n`
+/// events, timed back to back (the simulator's setup is not in the time).
+pub fn bench_drain(b: &mut Bencher<'_>, rt: &tokio::runtime::Runtime, sim: &Simulator, n: usize) {
+    b.to_async(rt).iter_custom(|iters| {
+        let sim = sim.clone();
+        async move {
+            let start = Instant::now();
+            for _ in 0..iters {
+                drain(&sim, n).await;
+            }
+            start.elapsed()
+        }
+    });
 }
 
 /// Resident set size of this process, in bytes (Linux: `/proc/self/statm`).

@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use dynamodb_stream::sim::{AttributeValue, Item, Simulator};
-use dynamodb_stream::{ChangeEvent, ChangeStream, ChangeStreamBuilder, Result, StartPosition};
+use dynamodb_stream::{
+    ChangeEvent, ChangeStream, ChangeStreamBuilder, CheckpointStore, Result, StartPosition,
+};
 use futures::StreamExt;
 
 /// An item `{pk: S, v: N}`.
@@ -20,12 +22,32 @@ pub fn key(pk: &str) -> Item {
     HashMap::from([("pk".to_owned(), AttributeValue::S(pk.to_owned()))])
 }
 
+/// The ids of the simulator's open shards, in the order it lists them.
+pub fn open_shards(sim: &Simulator) -> Vec<String> {
+    sim.shards()
+        .into_iter()
+        .filter(|s| s.open)
+        .map(|s| s.shard_id)
+        .collect()
+}
+
 /// A builder over the simulator with test-friendly polling.
 pub fn builder(sim: &Simulator) -> ChangeStreamBuilder {
     ChangeStream::builder(sim.client(), sim.stream_arn())
         .start(StartPosition::TrimHorizon)
         .poll_interval(Duration::from_millis(50))
         .max_poll_interval(Duration::from_millis(200))
+}
+
+/// The consumer `builder` builds once it resumes from what `store` holds (or keeps its start
+/// position if the store holds nothing for the stream).
+pub async fn resumed(builder: ChangeStreamBuilder, store: &impl CheckpointStore) -> ChangeStream {
+    builder
+        .resume_from_store(store)
+        .await
+        .expect("the store loads")
+        .build()
+        .expect("a valid consumer")
 }
 
 /// Everything until the stream ends (catch-up mode), failing the test after a (virtual) hour.
