@@ -14,10 +14,10 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
-use criterion::{Criterion, SamplingMode, Throughput, criterion_group};
+use criterion::{Criterion, Throughput, criterion_group};
 use dynamodb_stream::ChangeEvent;
 use dynamodb_stream::sim::Simulator;
 use futures::StreamExt;
@@ -89,13 +89,8 @@ fn decode(c: &mut Criterion) {
             .await
     });
 
-    let mut group = c.benchmark_group("decode");
-    group
-        .sampling_mode(SamplingMode::Flat)
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(3))
-        .throughput(Throughput::Elements(EVENTS as u64));
+    let mut group = support::drain_group(c, "decode", 20);
+    group.throughput(Throughput::Elements(EVENTS as u64));
     group.bench_function("sdk_get_records", |b| {
         b.to_async(&rt).iter_custom(|iters| {
             let sim = sim.clone();
@@ -109,16 +104,7 @@ fn decode(c: &mut Criterion) {
         });
     });
     group.bench_function("change_stream", |b| {
-        b.to_async(&rt).iter_custom(|iters| {
-            let sim = sim.clone();
-            async move {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    support::drain(&sim, EVENTS).await;
-                }
-                start.elapsed()
-            }
-        });
+        support::bench_drain(b, &rt, &sim, EVENTS);
     });
     group.bench_function("new_image_typed", |b| {
         b.iter(|| {

@@ -10,24 +10,22 @@
 //!
 //! `split`: each root holds half its lineage's records and splits into two children holding a
 //! quarter each, so the consumer follows 1 + 2 shards per lineage, parents first.
+//!
+//! `merge_two_cores`: 16 and 256 shards again, on a two-worker runtime with the real clock,
+//! where the default `Readers::Auto` reads each shard on its own task.
+//!
+//! All benches run on mimalloc (see `benches/support`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
-use std::time::{Duration, Instant};
-
-use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 
 const EVENTS: usize = 100_000;
 
 fn merge(c: &mut Criterion) {
     let rt = support::paused_runtime();
-    let mut group = c.benchmark_group("merge");
-    group
-        .sampling_mode(SamplingMode::Flat)
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(3));
+    let mut group = support::drain_group(c, "merge", 10);
     for shards in [1usize, 16, 256, 1000] {
         for split in [false, true] {
             let per_shard = EVENTS / shards;
@@ -36,23 +34,35 @@ fn merge(c: &mut Criterion) {
             let name = if split { "split" } else { "no_split" };
             group.throughput(Throughput::Elements(total as u64));
             group.bench_function(BenchmarkId::new(name, shards), |b| {
-                b.to_async(&rt).iter_custom(|iters| {
-                    let sim = sim.clone();
-                    async move {
-                        let start = Instant::now();
-                        for _ in 0..iters {
-                            support::drain(&sim, total).await;
-                        }
-                        start.elapsed()
-                    }
-                });
+                support::bench_drain(b, &rt, &sim, total);
             });
         }
     }
     group.finish();
 }
 
-criterion_group!(benches, merge);
+/// The same drains on a multi-threaded runtime with two workers and the real clock: with the
+/// default `Readers::Auto`, each shard is read on its own task, so the SDK's parsing runs on
+/// both cores while the consumer takes events.
+fn merge_two_cores(c: &mut Criterion) {
+    let rt = support::two_worker_runtime();
+    let mut group = support::drain_group(c, "merge_two_cores", 10);
+    for shards in [16usize, 256] {
+        for split in [false, true] {
+            let per_shard = EVENTS / shards;
+            let total = per_shard * shards;
+            let sim = rt.block_on(async { support::backlog(shards, per_shard, split) });
+            let name = if split { "split" } else { "no_split" };
+            group.throughput(Throughput::Elements(total as u64));
+            group.bench_function(BenchmarkId::new(name, shards), |b| {
+                support::bench_drain(b, &rt, &sim, total);
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, merge, merge_two_cores);
 
 /// `BENCH_PROFILE=<shards>[:split] BENCH_PROFILE_ITERS=n`: drain that backlog `n` times and
 /// exit, for instruction counts (`valgrind --tool=callgrind`).

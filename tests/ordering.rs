@@ -7,6 +7,7 @@ mod support;
 
 use std::collections::HashSet;
 
+use dynamodb_stream::Readers;
 use dynamodb_stream::sim::{Fault, Operation, SequenceNumbers, Simulator};
 use proptest::prelude::*;
 use support::sim::*;
@@ -87,6 +88,7 @@ proptest! {
         steps in proptest::collection::vec(step(), 1..80),
         page in 1usize..6,
         seed in any::<u64>(),
+        spawned in any::<bool>(),
     ) {
         paused_runtime().block_on(async {
             let sim = Simulator::builder()
@@ -99,7 +101,9 @@ proptest! {
             apply(&sim, &steps, &mut written);
             // The production mode (no catch-up): runs of empty pages mid-shard are legitimate
             // and unbounded, so take exactly what was written, then require silence.
-            let mut stream = builder(&sim).build().unwrap();
+            // Readers inline or on their own tasks (on this one thread): the same guarantees.
+            let readers = if spawned { Readers::Spawned } else { Readers::Inline };
+            let mut stream = builder(&sim).readers(readers).build().unwrap();
             let events = take(&mut stream, written.len()).await;
             let extra = tokio::time::timeout(std::time::Duration::from_secs(5), futures::StreamExt::next(&mut stream)).await;
             prop_assert!(extra.is_err(), "more events than records written: {:?}", extra);

@@ -9,6 +9,21 @@ use dynamodb_stream::sim::{AttributeValue, Item, RecordKind, SimRecord, Simulato
 use dynamodb_stream::{ChangeStream, StartPosition};
 use futures::StreamExt;
 
+/// Every bench runs on mimalloc, the allocator `tail` uses: the SDK parses a page into many
+/// small allocations that are freed long after (or on another thread), a pattern glibc's
+/// malloc handles slowly. `RUSTFLAGS="--cfg bench_system_alloc" cargo bench` measures with the
+/// system allocator instead.
+#[cfg(not(bench_system_alloc))]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The allocator this bench binary runs on, for the reports.
+pub const ALLOCATOR_NAME: &str = if cfg!(bench_system_alloc) {
+    "system"
+} else {
+    "mimalloc"
+};
+
 /// The item size the benches write, in bytes (attribute names plus values).
 pub const RECORD_BYTES: usize = 200;
 
@@ -18,6 +33,16 @@ pub fn paused_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// A multi-threaded runtime with two workers on the real clock: shard readers run on their
+/// own tasks (`Readers::Auto`), so the SDK's parsing spreads over both cores.
+pub fn two_worker_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
         .build()
         .expect("a tokio runtime")
 }

@@ -82,6 +82,26 @@ pub async fn take(stream: &mut ChangeStream, n: usize) -> Vec<ChangeEvent> {
     out
 }
 
+/// Takes one event from `stream` over a backlog of `shards` shards, then checks that its
+/// readers stay within the read-ahead (one page out and one buffered per shard) and read
+/// nothing more while the consumer stops polling for a (virtual) minute.
+pub async fn assert_read_ahead_bounded(sim: &Simulator, stream: &mut ChangeStream, shards: u64) {
+    let _ = take(stream, 1).await;
+    // Time for readers on their own tasks to run as far ahead as they would.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let calls = sim.calls().get_records;
+    assert!(
+        calls <= 2 * shards,
+        "{calls} GetRecords calls for one event from {shards} shards"
+    );
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(
+        sim.calls().get_records,
+        calls,
+        "readers ran ahead while the consumer slept"
+    );
+}
+
 /// `(pk, v)` of an event's new image, or of its old image for removes.
 pub fn pk_v(ev: &ChangeEvent) -> (String, u64) {
     let image = ev
