@@ -310,7 +310,12 @@ impl Merge {
                 Some(async move { list_all(&ctx).await.map(Discovered::Full) }.boxed());
             return;
         }
-        if now >= self.next_children && !self.awaiting.is_empty() {
+        // Catch-up: the run cannot end while readers are busy, and children found meanwhile
+        // need not be read earlier, so the look-up waits until every reader is done: then one
+        // listing settles every finished shard, instead of a look-up (and a pacing wait) for
+        // each as it finishes. The last reader's page wakes the merge for it.
+        let readers_busy = catch_up && !(self.readers.is_empty() && self.parked.is_empty());
+        if now >= self.next_children && !self.awaiting.is_empty() && !readers_busy {
             // One parent waiting: ask for its children (CHILD_SHARDS); several, or every third
             // round: one full listing answers for all of them at once.
             let round = self.awaiting.values().copied().min().unwrap_or(0);
@@ -340,7 +345,7 @@ impl Merge {
         if !self.awaiting.is_empty() {
             deadline = deadline.min(self.next_children);
         }
-        if catch_up && self.awaiting.is_empty() {
+        if catch_up && (self.awaiting.is_empty() || readers_busy) {
             return;
         }
         self.timer.as_mut().reset(deadline);
@@ -385,49 +390,62 @@ impl Merge {
             self.on_finished(shard);
         }
         loop {
+            self.poll_discovery(cx)?;
+            let had_readers = !self.readers.is_empty();
+            while let Poll::Ready(Some((item, reader))) = self.readers.poll_next_unpin(cx) {
+                match item {
+                    Some(Ok(page)) => self.on_page(page, reader),
+                    Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+                    None => {}
+                }
+            }
+            if let Some(update) = self.updates.pop_front() {
+                return Poll::Ready(Some(Ok(update)));
+            }
+            if let Some(page) = self.take_page() {
+                return Poll::Ready(Some(Ok(Update::Page(page))));
+            }
+            if self.ctx.catch_up.is_some() && self.is_idle() {
+                return Poll::Ready(None);
+            }
+            // The last readers just ended without a page (caught up): a look-up held back
+            // while they were busy can start now.
+            let deferred = self.discovery.is_none() && !self.awaiting.is_empty();
+            if had_readers && self.readers.is_empty() && self.parked.is_empty() && deferred {
+                continue;
+            }
+            return Poll::Pending;
+        }
+    }
+
+    /// Starts due listings and takes in their results, until one is pending or none is due.
+    fn poll_discovery(&mut self, cx: &mut TaskContext<'_>) -> Result<()> {
+        loop {
             self.schedule_discovery(Instant::now());
             let Some(discovery) = self.discovery.as_mut() else {
                 break;
             };
-            match discovery.poll_unpin(cx) {
-                Poll::Pending => break,
-                Poll::Ready(result) => {
-                    self.discovery = None;
-                    match result? {
-                        Discovered::Full(shards) => self.on_listing(shards, true)?,
-                        Discovered::Children(parent, children) => {
-                            tracing::debug!(parent = %parent, children = children.len(), "child shards listed");
-                            self.on_listing(children, false)?;
-                        }
-                    }
-                    if self.ctx.catch_up.is_some() {
-                        // Catch-up: a parent whose children were looked for and not found is
-                        // read to its current end; its children, once listed, are not.
-                        self.awaiting.retain(|_, tries| *tries == 0);
-                    }
+            let Poll::Ready(result) = discovery.poll_unpin(cx) else {
+                break;
+            };
+            self.discovery = None;
+            match result? {
+                Discovered::Full(shards) => self.on_listing(shards, true)?,
+                Discovered::Children(parent, children) => {
+                    tracing::debug!(parent = %parent, children = children.len(), "child shards listed");
+                    self.on_listing(children, false)?;
                 }
+            }
+            if self.ctx.catch_up.is_some() {
+                // Catch-up: a parent whose children were looked for and not found is read to
+                // its current end; its children, once listed, are not.
+                self.awaiting.retain(|_, tries| *tries == 0);
             }
         }
         if self.discovery.is_none() {
             // Registers the waker for the next scheduled listing.
             let _ = self.timer.as_mut().poll(cx);
         }
-        while let Poll::Ready(Some((item, reader))) = self.readers.poll_next_unpin(cx) {
-            match item {
-                Some(Ok(page)) => self.on_page(page, reader),
-                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
-                None => {}
-            }
-        }
-        if let Some(update) = self.updates.pop_front() {
-            return Poll::Ready(Some(Ok(update)));
-        }
-        if let Some(page) = self.take_page() {
-            return Poll::Ready(Some(Ok(Update::Page(page))));
-        }
-        if self.ctx.catch_up.is_some() && self.is_idle() {
-            return Poll::Ready(None);
-        }
-        Poll::Pending
+        Ok(())
     }
 }

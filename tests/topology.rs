@@ -7,8 +7,8 @@ mod support;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use dynamodb_stream::ShardState;
-use dynamodb_stream::sim::Simulator;
+use dynamodb_stream::sim::{RecordKind, SimRecord, Simulator};
+use dynamodb_stream::{Readers, ShardState};
 use futures::StreamExt;
 use support::sim::*;
 
@@ -158,4 +158,41 @@ async fn catch_up_settles_many_closed_shards_with_one_listing() {
         "{:?}",
         started.elapsed()
     );
+}
+
+/// Catch-up with a closed shard finished early and an open one read for longer: the look-up
+/// for the closed shard's children waits for the open shard, which ends without a final page
+/// (three empty pages). The run must still end, having read both.
+#[tokio::test(start_paused = true)]
+async fn catch_up_ends_when_the_last_reader_ends_without_a_page() {
+    let sim = Simulator::builder()
+        .initial_shards(2)
+        .max_page(10)
+        .seed(31)
+        .build();
+    let shards = open_shards(&sim);
+    let insert = |shard: &str, pk: String, v: u64| {
+        let record = SimRecord::new(RecordKind::Insert, key(&pk)).with_new_image(item(&pk, v));
+        sim.append(shard, record).unwrap();
+    };
+    for v in 0..3u64 {
+        insert(&shards[0], format!("a{v}"), v);
+    }
+    for v in 0..200u64 {
+        insert(&shards[1], format!("b{v}"), v);
+    }
+    sim.close_shard(&shards[0]);
+    for readers in [Readers::Inline, Readers::Spawned] {
+        let stream = builder(&sim)
+            .until_caught_up(true)
+            .readers(readers)
+            .build()
+            .unwrap();
+        let started = tokio::time::Instant::now();
+        let events = drain_ok(stream).await;
+        assert_eq!(events.len(), 203, "{readers:?}");
+        // Not stuck until something else happened to wake it.
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(10), "{readers:?}: {took:?}");
+    }
 }

@@ -121,7 +121,12 @@ pub fn consumer(sim: &Simulator) -> ChangeStream {
 
 /// Reads `n` events with a fresh consumer; returns how many, after checking none failed.
 pub async fn drain(sim: &Simulator, n: usize) -> usize {
-    let mut stream = consumer(sim).take(n);
+    drain_stream(consumer(sim), n).await
+}
+
+/// Reads `n` events from `stream`; returns how many, after checking none failed.
+pub async fn drain_stream(stream: ChangeStream, n: usize) -> usize {
+    let mut stream = stream.take(n);
     let mut seen = 0;
     while let Some(event) = stream.next().await {
         let event = event.expect("an event");
@@ -152,12 +157,23 @@ pub fn drain_group<'a>(
 /// Measures [`drain`] on `rt`: criterion's `iters` fresh consumers of `sim`, each reading `n`
 /// events, timed back to back (the simulator's setup is not in the time).
 pub fn bench_drain(b: &mut Bencher<'_>, rt: &tokio::runtime::Runtime, sim: &Simulator, n: usize) {
+    bench_drain_of(b, rt, sim, n, consumer);
+}
+
+/// [`bench_drain`] with consumers made by `make`.
+pub fn bench_drain_of(
+    b: &mut Bencher<'_>,
+    rt: &tokio::runtime::Runtime,
+    sim: &Simulator,
+    n: usize,
+    make: fn(&Simulator) -> ChangeStream,
+) {
     b.to_async(rt).iter_custom(|iters| {
         let sim = sim.clone();
         async move {
             let start = Instant::now();
             for _ in 0..iters {
-                drain(&sim, n).await;
+                drain_stream(make(&sim), n).await;
             }
             start.elapsed()
         }

@@ -52,9 +52,20 @@ pub async fn resumed(builder: ChangeStreamBuilder, store: &impl CheckpointStore)
 
 /// Everything until the stream ends (catch-up mode), failing the test after a (virtual) hour.
 pub async fn drain(stream: ChangeStream) -> Vec<Result<ChangeEvent>> {
-    tokio::time::timeout(Duration::from_secs(3600), stream.collect::<Vec<_>>())
-        .await
-        .expect("the stream did not end")
+    within_an_hour(stream.collect::<Vec<_>>(), "the stream did not end").await
+}
+
+/// `future`'s output, failing the test after a (virtual) hour: also when the future only
+/// finished because the test's own timer woke it (a stall that nothing else would end).
+async fn within_an_hour<T>(future: impl std::future::Future<Output = T>, what: &str) -> T {
+    const HOUR: Duration = Duration::from_secs(3600);
+    let started = tokio::time::Instant::now();
+    let out = tokio::time::timeout(HOUR, future).await.expect(what);
+    assert!(
+        started.elapsed() < HOUR,
+        "{what}: stalled until the test's timer woke it"
+    );
+    out
 }
 
 /// Like `drain`, requiring every item to be an event.
@@ -70,9 +81,7 @@ pub async fn drain_ok(stream: ChangeStream) -> Vec<ChangeEvent> {
 pub async fn take(stream: &mut ChangeStream, n: usize) -> Vec<ChangeEvent> {
     let mut out = Vec::with_capacity(n);
     while out.len() < n {
-        let next = tokio::time::timeout(Duration::from_secs(3600), stream.next())
-            .await
-            .expect("no event within an hour");
+        let next = within_an_hour(stream.next(), "no event within an hour").await;
         match next {
             Some(Ok(ev)) => out.push(ev),
             Some(Err(e)) => panic!("unexpected error after {} events: {e:?}", out.len()),
