@@ -126,9 +126,11 @@ impl Checkpoint {
         &self.base.stream_arn
     }
 
-    /// The position of one shard. A shard the checkpoint does not list has not delivered
-    /// anything yet: for a consumer that started at `LATEST` its position is
-    /// [`ShardPosition::LatestSince`] the start, otherwise `None` (read from `TRIM_HORIZON`).
+    /// The position of one shard. A shard the checkpoint does not list has either delivered
+    /// nothing yet (for a consumer that started at `LATEST` its position is
+    /// [`ShardPosition::LatestSince`] the start, otherwise `None`: read from `TRIM_HORIZON`),
+    /// or is a finished ancestor of a listed shard: a finished shard is left out once one of
+    /// its children has a position, and resuming infers it from the stream's lineage.
     pub fn position(&self, shard_id: &str) -> Option<&ShardPosition> {
         match &self.head {
             Some((id, pos)) if &**id == shard_id => Some(pos),
@@ -396,6 +398,13 @@ impl Positions {
     pub(crate) fn set(&mut self, shard: Arc<str>, position: ShardPosition) {
         self.map.insert(shard, position);
         self.snapshot = None;
+    }
+
+    /// Forgets `shard` if it is finished.
+    pub(crate) fn forget_finished(&mut self, shard: &str) {
+        if self.map.get(shard) == Some(&ShardPosition::Finished) {
+            self.remove(shard);
+        }
     }
 
     pub(crate) fn remove(&mut self, shard: &str) {

@@ -134,6 +134,10 @@ impl Lineage {
     }
 
     /// Whether any child of `id` is known.
+    pub(crate) fn parent(&self, id: &str) -> Option<Arc<str>> {
+        self.nodes.get(id)?.parent.clone()
+    }
+
     pub(crate) fn has_children(&self, id: &str) -> bool {
         self.children.get(id).is_some_and(|c| !c.is_empty())
     }

@@ -112,6 +112,11 @@ impl Merge {
         }
     }
 
+    /// The parent of a known shard, if it has one listed.
+    pub(crate) fn parent(&self, id: &str) -> Option<Arc<str>> {
+        self.lineage.parent(id)
+    }
+
     /// Every known shard and its state.
     pub(crate) fn states(&self) -> Vec<(Arc<str>, ShardState)> {
         self.lineage.states()
@@ -230,14 +235,35 @@ impl Merge {
                 }
             }
         }
+        // A checkpoint leaves out finished shards once a descendant has a position (a child
+        // only starts after its parent is finished): they are finished.
+        let mut implied = Vec::new();
+        for id in self.policy.resumed.keys() {
+            let mut parent = listed.get(id).and_then(|s| s.parent.as_ref());
+            while let Some(p) = parent.filter(|p| !self.policy.resumed.contains_key(*p)) {
+                implied.push(p.clone());
+                parent = listed.get(p).and_then(|s| s.parent.as_ref());
+            }
+        }
+        for id in implied {
+            self.policy.resumed.insert(id, ShardPosition::Finished);
+        }
         if self.policy.latest_since.is_some() {
+            // Parents of closed shards: implied by their children's entries.
+            let implied: HashSet<&Arc<str>> = shards
+                .iter()
+                .filter(|s| s.closed)
+                .filter_map(|s| s.parent.as_ref())
+                .collect();
             for shard in shards {
                 if shard.closed {
                     // Closed before the start: nothing new will ever arrive in it.
                     self.policy
                         .resumed
                         .insert(shard.id.clone(), ShardPosition::Finished);
-                    updates.push((shard.id.clone(), Some(ShardPosition::Finished)));
+                    if !implied.contains(&shard.id) {
+                        updates.push((shard.id.clone(), Some(ShardPosition::Finished)));
+                    }
                 } else {
                     self.initial_open.insert(shard.id.clone());
                 }

@@ -225,7 +225,8 @@ impl Stream for ChangeStream {
                 return Poll::Ready(Some(Ok(event)));
             }
             if let Some(page) = this.page.take() {
-                commit(this.positions, this.stats, page);
+                let parent = this.merge.parent(&page.shard);
+                commit(this.positions, this.stats, page, parent);
             }
             match this.merge.as_mut().poll_next(cx) {
                 Poll::Ready(Some(Ok(Update::Page(page)))) => {
@@ -294,17 +295,31 @@ fn next_event(page: &mut Option<CurrentPage>) -> Option<ChangeEvent> {
 }
 
 /// Records a fully delivered page in the running positions and counters.
-fn commit(positions: &mut Positions, stats: &mut HashMap<Arc<str>, ShardStats>, page: CurrentPage) {
+///
+/// Once the shard has a position, its finished parent leaves the checkpoint: a child only
+/// starts after its parent is finished, so the child's entry says it (see `on_first_listing`
+/// in the merge). Checkpoints then hold the shards being read and the last finished ones,
+/// not every shard of the last 24 hours.
+fn commit(
+    positions: &mut Positions,
+    stats: &mut HashMap<Arc<str>, ShardStats>,
+    page: CurrentPage,
+    parent: Option<Arc<str>>,
+) {
     if page.delivered.records > 0 {
         stats
             .entry(page.shard.clone())
             .or_default()
             .add(&page.delivered);
     }
-    if page.end == PageEnd::ShardEnd {
-        positions.set(page.shard, ShardPosition::Finished);
-    } else if let Some(head) = page.head {
-        positions.set(page.shard, head);
+    let position = match page.head {
+        _ if page.end == PageEnd::ShardEnd => ShardPosition::Finished,
+        Some(head) => head,
+        None => return,
+    };
+    positions.set(page.shard, position);
+    if let Some(parent) = parent {
+        positions.forget_finished(&parent);
     }
 }
 

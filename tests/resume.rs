@@ -188,3 +188,56 @@ async fn a_latest_checkpoint_taken_before_reading_is_a_bookmark() {
     vs.sort_unstable();
     assert_eq!(vs, (10..20).collect::<Vec<_>>());
 }
+
+/// A finished shard leaves the checkpoint once its child has a position, so tokens hold the
+/// shards being read, not every shard of the day; resuming infers the finished ancestors and
+/// reads none of them again.
+#[tokio::test(start_paused = true)]
+async fn finished_ancestors_leave_the_checkpoint_and_are_not_read_again() {
+    let sim = Simulator::builder()
+        .initial_shards(1)
+        .max_page(4)
+        .seed(41)
+        .build();
+    // A rollover chain of five generations, 10 records each, then a split into two.
+    let mut v = 0;
+    for generation in 0..6 {
+        for _ in 0..10 {
+            sim.put_item(item(&format!("k{}", v % 3), v));
+            v += 1;
+        }
+        let shard = open_shards(&sim)[0].clone();
+        sim.split(&shard, if generation == 4 { 2 } else { 1 });
+    }
+    let events = drain_ok(builder(&sim).until_caught_up(true).build().unwrap()).await;
+    assert_eq!(events.len(), 60);
+    let last = events.last().unwrap().checkpoint().clone();
+    let listed: Vec<&str> = last.positions().into_keys().collect();
+    // The last generation's two children at most, not the 8 shards of the chain.
+    assert!(listed.len() <= 2, "{listed:?}");
+    for event in [&events[5], &events[25], &events[45], &events[59]] {
+        let cut = event
+            .checkpoint()
+            .to_string()
+            .parse::<Checkpoint>()
+            .unwrap();
+        let rest = drain_ok(
+            builder(&sim)
+                .until_caught_up(true)
+                .resume_from(cut)
+                .build()
+                .unwrap(),
+        )
+        .await;
+        let at = events
+            .iter()
+            .position(|e| e.event_id() == event.event_id())
+            .unwrap();
+        let expected: Vec<(String, u64)> = events[at + 1..].iter().map(pk_v).collect();
+        let mut got: Vec<(String, u64)> = rest.iter().map(pk_v).collect();
+        let mut expected_sorted = expected.clone();
+        got.sort_by_key(|(_, v)| *v);
+        expected_sorted.sort_by_key(|(_, v)| *v);
+        assert_eq!(got, expected_sorted, "resumed after event {at}");
+    }
+}

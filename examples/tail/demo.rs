@@ -8,7 +8,7 @@
 //! and sequence numbers, so a `--checkpoint` saved by one run resumes the next. A resumed run
 //! first replays, at once, the part of the script its checkpoint has already seen.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -67,18 +67,38 @@ impl Demo {
 
     /// Whether the script is over and `read` covers every record it wrote.
     pub(crate) fn finished(&self, read: &Checkpoint) -> bool {
-        self.written.load(Ordering::Acquire)
-            && self.sim.shards().iter().all(|shard| {
-                let Some(last) = last_sequence_number(shard) else {
-                    return true;
-                };
-                match read.position(&shard.shard_id) {
-                    Some(ShardPosition::Finished) => true,
-                    Some(ShardPosition::After(seq)) => *seq >= last,
-                    _ => false,
-                }
-            })
+        if !self.written.load(Ordering::Acquire) {
+            return false;
+        }
+        let shards = self.sim.shards();
+        let listed = read.positions();
+        shards.iter().all(|shard| {
+            let Some(last) = last_sequence_number(shard) else {
+                return true;
+            };
+            match listed.get(shard.shard_id.as_str()) {
+                Some(ShardPosition::Finished) => true,
+                Some(ShardPosition::After(seq)) => *seq >= last,
+                // A finished shard leaves the checkpoint once a descendant has a position.
+                _ => has_listed_descendant(&shards, &listed, &shard.shard_id),
+            }
+        })
     }
+}
+
+/// Whether a child of `id`, or one of their descendants, has a position in `listed`.
+fn has_listed_descendant(
+    shards: &[SimShard],
+    listed: &BTreeMap<&str, &ShardPosition>,
+    id: &str,
+) -> bool {
+    shards
+        .iter()
+        .filter(|s| s.parent_shard_id.as_deref() == Some(id))
+        .any(|child| {
+            listed.contains_key(child.shard_id.as_str())
+                || has_listed_descendant(shards, listed, &child.shard_id)
+        })
 }
 
 /// Whether the simulator has written everything `checkpoint` has read.
