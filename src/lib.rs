@@ -43,20 +43,23 @@
 //!   concurrently and their pages are interleaved in the order they arrive, so no shard
 //!   starves and no busy shard waits on an idle one. Each shard reads at most
 //!   [`read_ahead`](ChangeStreamBuilder::read_ahead) pages (default 1) ahead of the consumer:
-//!   a slow consumer applies backpressure and memory stays bounded.
+//!   a slow consumer applies backpressure and memory stays bounded. On a multi-threaded
+//!   tokio runtime each shard is read on its own task (see [`Readers`]), so the SDK's JSON
+//!   parsing runs on the worker threads while the consumer handles events.
 //! - There is no global order; never order events by their approximate creation time
 //!   (rounded to the second).
 //!
 //! # Checkpoints
 //! [`ChangeEvent::checkpoint`] holds **every** shard's position as of that event: the last
-//! sequence number delivered in each shard and which shards are finished. Restarting with
+//! sequence number delivered in each shard and which shards are finished (a finished shard
+//! whose child has a position is left out: the lineage implies it, and resuming infers it). Restarting with
 //! [`ChangeStreamBuilder::resume_from`] continues exactly after that event in every shard, so
 //! saving every *k*-th checkpoint, or one every few seconds, loses nothing: a restart
 //! re-delivers only what came after the last save.
 //!
 //! Delivery is **at least once**: save a checkpoint *after* the event (and everything before
-//! it) has been processed. Tokens cost O(1) per event (they share a persistent map), stay
-//! small as finished shards age out of the stream, and have a checksummed text form for files
+//! it) has been processed. Tokens cost O(1) per event (they share a persistent map), hold
+//! the shards being read rather than a day of rollovers, and have a checksummed text form for files
 //! and logs. A checkpoint of another stream is refused with [`ErrorKind::CheckpointMismatch`].
 //!
 //! # Errors
