@@ -22,26 +22,14 @@ mod support;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
+use dynamodb_stream::sim::Simulator;
 use dynamodb_stream::{ChangeStream, StartPosition};
 
 const EVENTS: usize = 100_000;
 
 fn merge(c: &mut Criterion) {
     let rt = support::paused_runtime();
-    let mut group = support::drain_group(c, "merge", 10);
-    for shards in [1usize, 16, 256, 1000] {
-        for split in [false, true] {
-            let per_shard = EVENTS / shards;
-            let total = per_shard * shards;
-            let sim = rt.block_on(async { support::backlog(shards, per_shard, split) });
-            let name = if split { "split" } else { "no_split" };
-            group.throughput(Throughput::Elements(total as u64));
-            group.bench_function(BenchmarkId::new(name, shards), |b| {
-                support::bench_drain(b, &rt, &sim, total);
-            });
-        }
-    }
-    group.finish();
+    drains(c, "merge", &rt, &[1, 16, 256, 1000], support::consumer);
 }
 
 /// The same drains on a multi-threaded runtime with two workers and the real clock: with the
@@ -53,22 +41,34 @@ fn merge(c: &mut Criterion) {
 /// consumers here space them by 1 ms, so that the figure is throughput, not that wait.
 fn merge_two_cores(c: &mut Criterion) {
     let rt = support::two_worker_runtime();
-    let mut group = support::drain_group(c, "merge_two_cores", 10);
-    for shards in [16usize, 256] {
+    drains(c, "merge_two_cores", &rt, &[16, 256], |sim| {
+        ChangeStream::builder(sim.client(), sim.stream_arn())
+            .start(StartPosition::TrimHorizon)
+            .describe_interval(Duration::from_millis(1))
+            .build()
+            .expect("a valid consumer")
+    });
+}
+
+/// One group: `EVENTS` records over each shard count, with and without splits, drained on
+/// `rt` by consumers that `make` builds.
+fn drains(
+    c: &mut Criterion,
+    name: &str,
+    rt: &tokio::runtime::Runtime,
+    shard_counts: &[usize],
+    make: fn(&Simulator) -> ChangeStream,
+) {
+    let mut group = support::drain_group(c, name, 10);
+    for &shards in shard_counts {
         for split in [false, true] {
             let per_shard = EVENTS / shards;
             let total = per_shard * shards;
             let sim = rt.block_on(async { support::backlog(shards, per_shard, split) });
-            let name = if split { "split" } else { "no_split" };
+            let variant = if split { "split" } else { "no_split" };
             group.throughput(Throughput::Elements(total as u64));
-            group.bench_function(BenchmarkId::new(name, shards), |b| {
-                support::bench_drain_of(b, &rt, &sim, total, |sim| {
-                    ChangeStream::builder(sim.client(), sim.stream_arn())
-                        .start(StartPosition::TrimHorizon)
-                        .describe_interval(Duration::from_millis(1))
-                        .build()
-                        .expect("a valid consumer")
-                });
+            group.bench_function(BenchmarkId::new(variant, shards), |b| {
+                support::bench_drain_of(b, rt, &sim, total, make);
             });
         }
     }

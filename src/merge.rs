@@ -249,8 +249,8 @@ impl Merge {
             self.policy.resumed.insert(id, ShardPosition::Finished);
         }
         if self.policy.latest_since.is_some() {
-            // Parents of closed shards: implied by their children's entries.
-            let implied: HashSet<&Arc<str>> = shards
+            // A closed shard with a closed child needs no entry: the child's implies it.
+            let closed_parents: HashSet<&Arc<str>> = shards
                 .iter()
                 .filter(|s| s.closed)
                 .filter_map(|s| s.parent.as_ref())
@@ -261,7 +261,7 @@ impl Merge {
                     self.policy
                         .resumed
                         .insert(shard.id.clone(), ShardPosition::Finished);
-                    if !implied.contains(&shard.id) {
+                    if !closed_parents.contains(&shard.id) {
                         updates.push((shard.id.clone(), Some(ShardPosition::Finished)));
                     }
                 } else {
@@ -339,7 +339,7 @@ impl Merge {
         // Catch-up: the run cannot end while readers are busy, and children found meanwhile
         // need not be read earlier, so the look-up waits until every reader is done: then one
         // listing settles every finished shard, instead of a look-up (and a pacing wait) for
-        // each as it finishes. The last reader's page wakes the merge for it.
+        // each as it finishes. `poll_step` comes back here as soon as the last reader ends.
         let readers_busy = catch_up && !(self.readers.is_empty() && self.parked.is_empty());
         if now >= self.next_children && !self.awaiting.is_empty() && !readers_busy {
             // One parent waiting: ask for its children (CHILD_SHARDS); several, or every third
