@@ -116,6 +116,12 @@ impl Error {
         self
     }
 
+    /// Says where the error happened: `location` goes before the message.
+    pub(crate) fn at(mut self, location: &str) -> Self {
+        self.inner.message = format!("{location}: {}", self.inner.message);
+        self
+    }
+
     /// What went wrong.
     pub fn kind(&self) -> ErrorKind {
         self.inner.kind

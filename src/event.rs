@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use crate::checkpoint::Checkpoint;
 use crate::error::{Error, ErrorKind, Result};
 use crate::sequence::SequenceNumber;
+use crate::status::Gap;
 
 /// A DynamoDB item or key: attribute names to values.
 pub type Item = HashMap<String, AttributeValue>;
@@ -47,33 +48,29 @@ impl fmt::Display for EventKind {
     }
 }
 
-/// Records lost to the stream's 24-hour retention, reported when the consumer was told to
-/// skip over trimmed data ([`TrimPolicy::SkipToTrimHorizon`](crate::TrimPolicy)).
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Gap {
-    /// The shard that lost records.
-    pub shard_id: String,
-    /// The last sequence number read from the shard before the gap; `None` when the consumer
-    /// had read nothing of it (everything before the trim horizon was lost).
-    pub after: Option<SequenceNumber>,
-}
-
-/// A stream record without its checkpoint: what a shard reader produces.
-#[derive(Clone, Debug)]
-pub(crate) struct Change {
-    pub(crate) kind: EventKind,
-    pub(crate) event_id: String,
-    pub(crate) shard_id: Arc<str>,
-    pub(crate) sequence_number: SequenceNumber,
-    pub(crate) keys: Item,
-    pub(crate) new_image: Option<Item>,
-    pub(crate) old_image: Option<Item>,
-    pub(crate) created: Option<DateTime>,
-    pub(crate) size_bytes: Option<i64>,
-    pub(crate) view_type: Option<StreamViewType>,
-    pub(crate) user_identity: Option<Identity>,
-    pub(crate) aws_region: Option<String>,
+/// One change to one item, as the stream recorded it: the data of a [`ChangeEvent`], without
+/// its checkpoint.
+///
+/// A [`ChangeEvent`] dereferences to its `Change`, so code written against `&Change` takes
+/// either; [`ChangeEvent::into_parts`] splits one into its `Change` and its [`Checkpoint`].
+///
+/// Images are raw attribute-value maps ([`Item`]); [`new_image`](Self::new_image),
+/// [`old_image`](Self::old_image) and [`keys`](Self::keys) decode them into your own types
+/// through `serde_dynamo`. A decode error concerns this change only.
+#[derive(Clone, PartialEq)]
+pub struct Change {
+    kind: EventKind,
+    event_id: String,
+    shard_id: Arc<str>,
+    sequence_number: SequenceNumber,
+    keys: Item,
+    new_image: Option<Item>,
+    old_image: Option<Item>,
+    created: Option<DateTime>,
+    size_bytes: Option<i64>,
+    view_type: Option<StreamViewType>,
+    user_identity: Option<Identity>,
+    aws_region: Option<String>,
 }
 
 impl Change {
@@ -123,14 +120,148 @@ impl Change {
     pub(crate) fn created_secs(&self) -> Option<i64> {
         self.created.map(|t| t.secs())
     }
+
+    /// The creation time as the SDK has it.
+    pub(crate) fn created(&self) -> Option<DateTime> {
+        self.created
+    }
+
+    /// Insert, modify or remove.
+    pub fn kind(&self) -> EventKind {
+        self.kind
+    }
+
+    /// The record's globally unique id (`eventID`).
+    pub fn event_id(&self) -> &str {
+        &self.event_id
+    }
+
+    /// The shard the record was read from.
+    pub fn shard_id(&self) -> &str {
+        &self.shard_id
+    }
+
+    /// The record's position in its shard.
+    pub fn sequence_number(&self) -> &SequenceNumber {
+        &self.sequence_number
+    }
+
+    /// The item's key attributes, raw.
+    pub fn raw_keys(&self) -> &Item {
+        &self.keys
+    }
+
+    /// The item after the change, raw: present for `INSERT` and `MODIFY` with the
+    /// `NEW_IMAGE` and `NEW_AND_OLD_IMAGES` view types.
+    pub fn raw_new_image(&self) -> Option<&Item> {
+        self.new_image.as_ref()
+    }
+
+    /// The item before the change, raw: present for `MODIFY` and `REMOVE` with the
+    /// `OLD_IMAGE` and `NEW_AND_OLD_IMAGES` view types.
+    pub fn raw_old_image(&self) -> Option<&Item> {
+        self.old_image.as_ref()
+    }
+
+    /// The keys decoded into `K`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Decode`] when the keys do not fit `K`.
+    pub fn keys<K: DeserializeOwned>(&self) -> Result<K> {
+        self.decode(&self.keys, "keys")
+    }
+
+    /// The new image decoded into `T`, or `None` when the record has none.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Decode`] when the image does not fit `T`.
+    pub fn new_image<T: DeserializeOwned>(&self) -> Result<Option<T>> {
+        self.new_image
+            .as_ref()
+            .map(|item| self.decode(item, "new image"))
+            .transpose()
+    }
+
+    /// The old image decoded into `T`, or `None` when the record has none.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Decode`] when the image does not fit `T`.
+    pub fn old_image<T: DeserializeOwned>(&self) -> Result<Option<T>> {
+        self.old_image
+            .as_ref()
+            .map(|item| self.decode(item, "old image"))
+            .transpose()
+    }
+
+    fn decode<T: DeserializeOwned>(&self, item: &Item, what: &str) -> Result<T> {
+        serde_dynamo::from_item(item.clone()).map_err(|e| {
+            Error::new(
+                ErrorKind::Decode,
+                format!("cannot decode the {what} of event {}", self.event_id),
+            )
+            .with_shard(self.shard_id.to_string())
+            .with_source(e)
+        })
+    }
+
+    /// When the change was made, rounded down to the second by the service: never order
+    /// events by it.
+    pub fn approximate_creation_time(&self) -> Option<SystemTime> {
+        self.created.and_then(|t| SystemTime::try_from(t).ok())
+    }
+
+    /// The size of the record in bytes, as the service reports it.
+    pub fn size_bytes(&self) -> Option<i64> {
+        self.size_bytes
+    }
+
+    /// Which images the stream records.
+    pub fn view_type(&self) -> Option<&StreamViewType> {
+        self.view_type.as_ref()
+    }
+
+    /// Who made the change, when the service says (only TTL deletes carry it).
+    pub fn user_identity(&self) -> Option<&Identity> {
+        self.user_identity.as_ref()
+    }
+
+    /// The region the record was read in.
+    pub fn aws_region(&self) -> Option<&str> {
+        self.aws_region.as_deref()
+    }
+
+    /// Whether DynamoDB's Time to Live deleted the item (a `REMOVE` whose user identity is the
+    /// service `dynamodb.amazonaws.com`), as opposed to a user's delete.
+    ///
+    /// On global tables, replicas in other regions do not carry the identity: there a TTL
+    /// delete looks like a user's delete.
+    pub fn is_ttl_delete(&self) -> bool {
+        self.kind == EventKind::Remove
+            && self.user_identity.as_ref().is_some_and(|id| {
+                id.r#type() == Some("Service")
+                    && id.principal_id() == Some("dynamodb.amazonaws.com")
+            })
+    }
 }
 
-/// One change to the table: an insert, modify or remove of one item, with the checkpoint that
-/// resumes the stream right after it.
+impl fmt::Debug for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Change")
+            .field("kind", &self.kind)
+            .field("event_id", &self.event_id)
+            .field("shard_id", &self.shard_id)
+            .field("sequence_number", &self.sequence_number)
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One change to the table, with the checkpoint that resumes the stream right after it: what
+/// a [`ChangeStream`](crate::ChangeStream) yields.
 ///
-/// Images are raw attribute-value maps ([`Item`]); [`new_image`](Self::new_image),
-/// [`old_image`](Self::old_image) and [`keys`](Self::keys) decode them into your own types
-/// through `serde_dynamo`. A decode error concerns this event only.
+/// Dereferences to its [`Change`] (kind, keys, images, typed access); adds the
+/// [`checkpoint`](Self::checkpoint) and what was skipped before it
+/// ([`gap_before`](Self::gap_before)).
 #[derive(Clone)]
 pub struct ChangeEvent {
     change: Change,
@@ -147,6 +278,11 @@ impl ChangeEvent {
         }
     }
 
+    /// The change itself.
+    pub fn change(&self) -> &Change {
+        &self.change
+    }
+
     /// Records of this event's shard that were lost to retention just before this event
     /// (only with [`TrimPolicy::SkipToTrimHorizon`](crate::TrimPolicy); the default policy
     /// ends the stream with [`ErrorKind::TrimmedData`] instead).
@@ -154,146 +290,49 @@ impl ChangeEvent {
         self.gap.as_deref()
     }
 
-    /// Insert, modify or remove.
-    pub fn kind(&self) -> EventKind {
-        self.change.kind
-    }
-
-    /// The record's globally unique id (`eventID`).
-    pub fn event_id(&self) -> &str {
-        &self.change.event_id
-    }
-
-    /// The shard the record was read from.
-    pub fn shard_id(&self) -> &str {
-        &self.change.shard_id
-    }
-
-    /// The record's position in its shard.
-    pub fn sequence_number(&self) -> &SequenceNumber {
-        &self.change.sequence_number
-    }
-
-    /// The item's key attributes, raw.
-    pub fn raw_keys(&self) -> &Item {
-        &self.change.keys
-    }
-
-    /// The item after the change, raw: present for `INSERT` and `MODIFY` with the
-    /// `NEW_IMAGE` and `NEW_AND_OLD_IMAGES` view types.
-    pub fn raw_new_image(&self) -> Option<&Item> {
-        self.change.new_image.as_ref()
-    }
-
-    /// The item before the change, raw: present for `MODIFY` and `REMOVE` with the
-    /// `OLD_IMAGE` and `NEW_AND_OLD_IMAGES` view types.
-    pub fn raw_old_image(&self) -> Option<&Item> {
-        self.change.old_image.as_ref()
-    }
-
-    /// The keys decoded into `K`.
-    ///
-    /// # Errors
-    /// [`ErrorKind::Decode`] when the keys do not fit `K`.
-    pub fn keys<K: DeserializeOwned>(&self) -> Result<K> {
-        self.decode(&self.change.keys, "keys")
-    }
-
-    /// The new image decoded into `T`, or `None` when the record has none.
-    ///
-    /// # Errors
-    /// [`ErrorKind::Decode`] when the image does not fit `T`.
-    pub fn new_image<T: DeserializeOwned>(&self) -> Result<Option<T>> {
-        self.change
-            .new_image
-            .as_ref()
-            .map(|item| self.decode(item, "new image"))
-            .transpose()
-    }
-
-    /// The old image decoded into `T`, or `None` when the record has none.
-    ///
-    /// # Errors
-    /// [`ErrorKind::Decode`] when the image does not fit `T`.
-    pub fn old_image<T: DeserializeOwned>(&self) -> Result<Option<T>> {
-        self.change
-            .old_image
-            .as_ref()
-            .map(|item| self.decode(item, "old image"))
-            .transpose()
-    }
-
-    fn decode<T: DeserializeOwned>(&self, item: &Item, what: &str) -> Result<T> {
-        serde_dynamo::from_item(item.clone()).map_err(|e| {
-            Error::new(
-                ErrorKind::Decode,
-                format!("cannot decode the {what} of event {}", self.change.event_id),
-            )
-            .with_shard(self.change.shard_id.to_string())
-            .with_source(e)
-        })
-    }
-
-    /// When the change was made, rounded down to the second by the service: never order
-    /// events by it.
-    pub fn approximate_creation_time(&self) -> Option<SystemTime> {
-        self.change
-            .created
-            .and_then(|t| SystemTime::try_from(t).ok())
-    }
-
-    /// The size of the record in bytes, as the service reports it.
-    pub fn size_bytes(&self) -> Option<i64> {
-        self.change.size_bytes
-    }
-
-    /// Which images the stream records.
-    pub fn view_type(&self) -> Option<&StreamViewType> {
-        self.change.view_type.as_ref()
-    }
-
-    /// Who made the change, when the service says (only TTL deletes carry it).
-    pub fn user_identity(&self) -> Option<&Identity> {
-        self.change.user_identity.as_ref()
-    }
-
-    /// The region the record was read in.
-    pub fn aws_region(&self) -> Option<&str> {
-        self.change.aws_region.as_deref()
-    }
-
-    /// Whether DynamoDB's Time to Live deleted the item (a `REMOVE` whose user identity is the
-    /// service `dynamodb.amazonaws.com`), as opposed to a user's delete.
-    ///
-    /// On global tables, replicas in other regions do not carry the identity: there a TTL
-    /// delete looks like a user's delete.
-    pub fn is_ttl_delete(&self) -> bool {
-        self.change.kind == EventKind::Remove
-            && self.change.user_identity.as_ref().is_some_and(|id| {
-                id.r#type() == Some("Service")
-                    && id.principal_id() == Some("dynamodb.amazonaws.com")
-            })
-    }
-
     /// The checkpoint that resumes the whole stream right after this event.
     pub fn checkpoint(&self) -> &Checkpoint {
         &self.checkpoint
     }
 
-    /// Splits the event into its data and its checkpoint, for code that acknowledges separately.
+    /// Splits the event into its change and its checkpoint, for code that processes the one
+    /// and acknowledges the other separately
+    /// ([`Committer::ack_checkpoint`](crate::Committer::ack_checkpoint)).
+    pub fn into_parts(self) -> (Change, Checkpoint) {
+        (self.change, self.checkpoint)
+    }
+
+    /// The checkpoint alone, dropping the change.
     pub fn into_checkpoint(self) -> Checkpoint {
         self.checkpoint
     }
 }
 
+impl std::ops::Deref for ChangeEvent {
+    type Target = Change;
+
+    fn deref(&self) -> &Change {
+        &self.change
+    }
+}
+
+impl AsRef<Change> for ChangeEvent {
+    fn as_ref(&self) -> &Change {
+        &self.change
+    }
+}
+
+impl From<ChangeEvent> for Change {
+    fn from(event: ChangeEvent) -> Self {
+        event.change
+    }
+}
+
 impl fmt::Debug for ChangeEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The checkpoint holds every shard's position: too much for a debug line.
         f.debug_struct("ChangeEvent")
-            .field("kind", &self.change.kind)
-            .field("event_id", &self.change.event_id)
-            .field("shard_id", &self.change.shard_id)
-            .field("sequence_number", &self.change.sequence_number)
-            .field("keys", &self.change.keys)
+            .field("change", &self.change)
             .finish_non_exhaustive()
     }
 }

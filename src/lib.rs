@@ -104,32 +104,42 @@
 //!   SDK client as its HTTP transport, to test your own consumer against shard splits,
 //!   iterator expiry, trims and throttling.
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
+// The pure core: no I/O, no async.
 mod checkpoint;
-mod commit;
-mod discovery;
 mod error;
 mod event;
 mod lineage;
-mod merge;
 mod retry;
 mod sequence;
+pub mod status;
+
+// The drivers, in dependency order: each uses only the ones below it, and the core.
+mod api;
+mod builder;
+mod config;
+mod merge;
 mod shard;
-mod store;
 mod stream;
 
+// The adapters at the edges.
+mod commit;
 #[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod sim;
+mod store;
 
+pub use builder::ChangeStreamBuilder;
 pub use checkpoint::{Checkpoint, ShardPosition};
 pub use commit::Committer;
+pub use config::{Readers, StartPosition, TrimPolicy};
 pub use error::{Error, ErrorKind, Result};
-pub use event::{ChangeEvent, EventKind, Gap, Item};
-pub use lineage::ShardState;
+pub use event::{Change, ChangeEvent, EventKind, Item};
+pub use futures::Stream;
 pub use sequence::SequenceNumber;
 #[cfg(feature = "dynamodb-store")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dynamodb-store")))]
 pub use store::DynamoDbStore;
 pub use store::{CheckpointStore, FileStore, MemoryStore};
-pub use stream::{
-    ChangeStream, ChangeStreamBuilder, Readers, ShardStatus, StartPosition, Status, TrimPolicy,
-};
+pub use stream::ChangeStream;

@@ -7,6 +7,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use crate::status::ShardState;
+
 /// One shard as the service lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct ShardInfo {
@@ -16,24 +18,10 @@ pub(crate) struct ShardInfo {
     pub(crate) closed: bool,
 }
 
-/// Where one shard is in its life, as the consumer sees it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ShardState {
-    /// Listed, waiting for its parent to finish.
-    Waiting,
-    /// Being read.
-    Reading,
-    /// Read to the end of its current records (catch-up mode only); it is still open.
-    CaughtUp,
-    /// Read to its end and fully delivered.
-    Finished,
-}
-
 #[derive(Debug)]
 struct Node {
     parent: Option<Arc<str>>,
     state: ShardState,
-    closed: bool,
 }
 
 #[derive(Debug, Default)]
@@ -45,7 +33,7 @@ pub(crate) struct Lineage {
 
 impl Lineage {
     /// Records shards from a listing (any order, any subset) and returns the ones that just
-    /// became ready to read. Shards already known only have their `closed` flag refreshed.
+    /// became ready to read. Shards already known are left as they are.
     ///
     /// A shard whose parent is neither known nor in `shards` is a root. `done` says which new
     /// shards need no reading (a checkpoint has them finished, or they closed before a `LATEST`
@@ -57,8 +45,7 @@ impl Lineage {
     ) -> Vec<Arc<str>> {
         let mut added = Vec::new();
         for info in shards {
-            if let Some(node) = self.nodes.get_mut(&info.id) {
-                node.closed |= info.closed;
+            if self.nodes.contains_key(&info.id) {
                 continue;
             }
             self.nodes.insert(
@@ -70,7 +57,6 @@ impl Lineage {
                     } else {
                         ShardState::Waiting
                     },
-                    closed: info.closed,
                 },
             );
             if let Some(parent) = &info.parent {
@@ -133,11 +119,12 @@ impl Lineage {
         self.set_state(id, ShardState::CaughtUp);
     }
 
-    /// Whether any child of `id` is known.
-    pub(crate) fn parent(&self, id: &str) -> Option<Arc<str>> {
-        self.nodes.get(id)?.parent.clone()
+    /// The parent of `id`, if `id` is known and has one.
+    pub(crate) fn parent(&self, id: &str) -> Option<&Arc<str>> {
+        self.nodes.get(id)?.parent.as_ref()
     }
 
+    /// Whether any child of `id` is known.
     pub(crate) fn has_children(&self, id: &str) -> bool {
         self.children.get(id).is_some_and(|c| !c.is_empty())
     }

@@ -113,17 +113,14 @@ impl HasStatus for aws_smithy_runtime_api::http::Response {
     }
 }
 
-/// Turns an SDK error into this crate's error, keeping the SDK error as the source.
+/// Turns an SDK error into this crate's error: `what` says which call failed, and the SDK's
+/// error, with the service's message, is the source (never copied into the message).
 pub(crate) fn to_error<E, R>(fault: Fault, what: &str, err: SdkError<E, R>) -> Error
 where
     E: std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let detail = match &err {
-        SdkError::ServiceError(s) => s.err().to_string(),
-        other => other.to_string(),
-    };
-    Error::new(fault.kind(), format!("{what}: {detail}")).with_source(err)
+    Error::new(fault.kind(), what).with_source(err)
 }
 
 /// How transient faults are retried beyond the SDK's own attempts.

@@ -2,7 +2,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use dynamodb_stream::{ChangeEvent, ChangeStream, Checkpoint, Error, Status};
+use dynamodb_stream::status::Status;
+use dynamodb_stream::{ChangeEvent, ChangeStream, Checkpoint, Error};
 
 fn send_static<T: Send + 'static>() {}
 fn send_sync<T: Send + Sync + 'static>() {}

@@ -187,7 +187,7 @@ async fn every_attribute_type_arrives_in_insert_modify_and_remove() {
         .expect("DeleteItem");
 
     let events = caught_up(consumer(&moto, &arn)).await;
-    let kinds: Vec<EventKind> = events.iter().map(ChangeEvent::kind).collect();
+    let kinds: Vec<EventKind> = events.iter().map(|e| e.kind()).collect();
     assert_eq!(
         kinds,
         [EventKind::Insert, EventKind::Modify, EventKind::Remove]

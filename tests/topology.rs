@@ -7,8 +7,9 @@ mod support;
 use std::collections::HashSet;
 use std::time::Duration;
 
+use dynamodb_stream::Readers;
 use dynamodb_stream::sim::{RecordKind, SimRecord, Simulator};
-use dynamodb_stream::{Readers, ShardState};
+use dynamodb_stream::status::ShardState;
 use futures::StreamExt;
 use support::sim::*;
 

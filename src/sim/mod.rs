@@ -67,7 +67,7 @@ use tokio::time::Instant;
 use wire::{ApiError, StreamMeta};
 
 /// A DynamoDB item: attribute names to values.
-pub type Item = std::collections::HashMap<String, AttributeValue>;
+pub use crate::event::Item;
 
 /// A simulated DynamoDB stream (one table), shared by every clone.
 ///

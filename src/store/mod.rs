@@ -5,7 +5,7 @@
 //! - `DynamoDbStore` (feature `dynamodb-store`): one item per stream in a DynamoDB table,
 //!   with conditional writes so that two owners of a stream cannot overwrite each other.
 //!
-//! [`ChangeStreamBuilder::resume_from_store`] resumes from a store in one call and
+//! [`ChangeStreamBuilder::resume_from_store`](crate::ChangeStreamBuilder::resume_from_store) resumes from a store in one call and
 //! [`Committer`](crate::Committer) saves to one as events are processed.
 
 use std::future::Future;
@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use crate::checkpoint::Checkpoint;
 use crate::error::{Error, ErrorKind, Result};
-use crate::stream::ChangeStreamBuilder;
 
 #[cfg(feature = "dynamodb-store")]
 mod dynamodb;
@@ -117,32 +116,6 @@ impl<S: CheckpointStore> CheckpointStore for Box<S> {
     }
 }
 
-impl ChangeStreamBuilder {
-    /// Resumes from the checkpoint `store` holds for this stream, or keeps the
-    /// [start position](Self::start) when it holds none: [`resume_from`](Self::resume_from)
-    /// with [`CheckpointStore::load`].
-    ///
-    /// ```no_run
-    /// # use dynamodb_stream::{ChangeStream, FileStore, StartPosition};
-    /// # async fn run(client: aws_sdk_dynamodbstreams::Client, arn: &str) -> dynamodb_stream::Result<()> {
-    /// let store = FileStore::new("orders.checkpoint");
-    /// let stream = ChangeStream::builder(client, arn)
-    ///     .start(StartPosition::TrimHorizon) // only when nothing is saved yet
-    ///     .resume_from_store(&store)
-    ///     .await?
-    ///     .build()?;
-    /// # Ok(()) }
-    /// ```
-    ///
-    /// # Errors
-    /// Whatever [`CheckpointStore::load`] returns: an unreadable, corrupt or foreign
-    /// checkpoint is an error, never a silent start from scratch.
-    pub async fn resume_from_store<S: CheckpointStore>(self, store: &S) -> Result<Self> {
-        let checkpoint = store.load(self.stream_arn()).await?;
-        Ok(self.resume_from(checkpoint))
-    }
-}
-
 /// The error for a stored checkpoint of another stream than the one asked for.
 pub(crate) fn mismatch(location: &str, found: &str, wanted: &str) -> Error {
     Error::new(
@@ -153,11 +126,5 @@ pub(crate) fn mismatch(location: &str, found: &str, wanted: &str) -> Error {
 
 /// Parses stored text, naming the store's location in the error.
 pub(crate) fn parse(location: &str, text: &str) -> Result<Checkpoint> {
-    text.parse::<Checkpoint>().map_err(|e| {
-        // The parse error reads "invalid checkpoint: <why>": keep the why, add the where.
-        let text = e.to_string();
-        let prefix = format!("{}: ", ErrorKind::InvalidCheckpoint);
-        let why = text.strip_prefix(&prefix).unwrap_or(&text);
-        Error::new(ErrorKind::InvalidCheckpoint, format!("{location}: {why}"))
-    })
+    text.parse::<Checkpoint>().map_err(|e| e.at(location))
 }

@@ -1,94 +1,26 @@
-//! Checkpoint tokens: the whole stream's position as of one event.
+//! The text form of a [`Checkpoint`]: `ddbs1;<arn>[;*=t<secs>];<shard>=<position>…;c<crc32>`.
 
-use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 use std::str::FromStr;
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
 
+use super::{Checkpoint, ShardPosition, Snapshot};
 use crate::error::{Error, ErrorKind};
 use crate::sequence::SequenceNumber;
 
 const VERSION_PREFIX: &str = "ddbs1;";
 
-/// Where one shard stands in a [`Checkpoint`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ShardPosition {
-    /// Every record up to and including this sequence number was delivered.
-    After(SequenceNumber),
-    /// The shard was started at `LATEST` at this instant (whole seconds) and has delivered
-    /// nothing since. On resume it is read from `TRIM_HORIZON`, skipping records created before
-    /// the instant: nothing written after the original start is lost.
-    LatestSince(SystemTime),
-    /// The shard was read to its end.
-    Finished,
-}
-
-/// The stream's position as of one event: every shard's position, finished shards included.
-///
-/// Every [`ChangeEvent`](crate::ChangeEvent) carries one. Restarting a
-/// [`ChangeStream`](crate::ChangeStream) from the checkpoint of event *N* resumes exactly after
-/// *N* in every shard, so saving any event's checkpoint, after processing it, is enough:
-/// nothing before it is delivered again, nothing after it is lost.
-///
-/// A checkpoint is cheap to clone (reference counts: events share the bulk of it) and has a
-/// compact, checksummed text form through [`Display`](fmt::Display) and [`FromStr`], which is
-/// also its serde form:
-///
-/// ```text
-/// ddbs1;<stream ARN>;*=t<epoch seconds>;<shard>=s<sequence number>;<shard>=f;c<crc32>
-/// ```
-/// (`s`: read up to that record, `f`: finished; `*=t`: the consumer started at `LATEST` at
-/// that time, which holds for every shard not listed).
-///
-/// The text never holds whitespace, quotes, backslashes or control characters (names that
-/// contain them are percent-escaped), so it goes into JSON, a header or a command line as it
-/// is. Writing it costs one copy of the text its page's events share, plus the event's own
-/// shard: O(shards) bytes, but no sorting or escaping per event.
-#[derive(Clone)]
-pub struct Checkpoint {
-    base: Arc<Snapshot>,
-    head: Option<(Arc<str>, ShardPosition)>,
-}
-
-/// The positions of all shards at one moment, shared by the checkpoints of many events.
-#[derive(Debug)]
-pub(crate) struct Snapshot {
-    stream_arn: Arc<str>,
-    positions: imbl::HashMap<Arc<str>, ShardPosition>,
-    /// The position of every shard not in `positions`: `LatestSince` for a consumer that
-    /// started at `LATEST`, `None` (the trim horizon) otherwise.
-    unlisted: Option<ShardPosition>,
-    /// The text form of `positions` (without checksum), made once when a checkpoint is first
-    /// written out: the events of one page share the snapshot, and each splices in only its
-    /// own shard.
-    text: OnceLock<Rendered>,
-}
-
 /// A snapshot written out: `ddbs1;<arn>[;*=t<secs>]` and then one `;<shard>=<position>` entry
 /// per shard, ordered by shard id.
 #[derive(Debug)]
-struct Rendered {
+pub(super) struct Rendered {
     text: String,
     /// Each entry's shard id and the offset in `text` of its leading `;`, in order.
     entries: Vec<(Arc<str>, usize)>,
 }
 
 impl Snapshot {
-    fn new(
-        stream_arn: Arc<str>,
-        positions: imbl::HashMap<Arc<str>, ShardPosition>,
-        unlisted: Option<ShardPosition>,
-    ) -> Self {
-        Self {
-            stream_arn,
-            positions,
-            unlisted,
-            text: OnceLock::new(),
-        }
-    }
-
     fn rendered(&self) -> &Rendered {
         self.text.get_or_init(|| {
             let mut sorted: Vec<_> = self.positions.iter().collect();
@@ -110,84 +42,6 @@ impl Snapshot {
                 .collect();
             Rendered { text, entries }
         })
-    }
-}
-
-impl Checkpoint {
-    pub(crate) fn new(base: Arc<Snapshot>, shard: Arc<str>, position: ShardPosition) -> Self {
-        Self {
-            base,
-            head: Some((shard, position)),
-        }
-    }
-
-    /// The ARN of the stream this checkpoint belongs to.
-    pub fn stream_arn(&self) -> &str {
-        &self.base.stream_arn
-    }
-
-    /// The position of one shard. A shard the checkpoint does not list has either delivered
-    /// nothing yet (for a consumer that started at `LATEST` its position is
-    /// [`ShardPosition::LatestSince`] the start, otherwise `None`: read from `TRIM_HORIZON`),
-    /// or is a finished ancestor of a listed shard: a finished shard is left out once one of
-    /// its children has a position, and resuming infers it from the stream's lineage.
-    pub fn position(&self, shard_id: &str) -> Option<&ShardPosition> {
-        match &self.head {
-            Some((id, pos)) if &**id == shard_id => Some(pos),
-            _ => self
-                .base
-                .positions
-                .get(shard_id)
-                .or(self.base.unlisted.as_ref()),
-        }
-    }
-
-    /// The position of the shards [`positions`](Self::positions) does not list.
-    pub(crate) fn unlisted(&self) -> Option<&ShardPosition> {
-        self.base.unlisted.as_ref()
-    }
-
-    /// The position of every shard the checkpoint lists, ordered by shard id (see
-    /// [`position`](Self::position) for the others).
-    pub fn positions(&self) -> BTreeMap<&str, &ShardPosition> {
-        let mut all: BTreeMap<&str, &ShardPosition> = self
-            .base
-            .positions
-            .iter()
-            .map(|(id, pos)| (&**id, pos))
-            .collect();
-        if let Some((id, pos)) = &self.head {
-            all.insert(id, pos);
-        }
-        all
-    }
-
-    pub(crate) fn to_map(&self) -> imbl::HashMap<Arc<str>, ShardPosition> {
-        let mut map = self.base.positions.clone();
-        if let Some((id, pos)) = &self.head {
-            map.insert(id.clone(), pos.clone());
-        }
-        map
-    }
-}
-
-impl PartialEq for Checkpoint {
-    fn eq(&self, other: &Self) -> bool {
-        self.stream_arn() == other.stream_arn()
-            && self.unlisted() == other.unlisted()
-            && self.positions() == other.positions()
-    }
-}
-
-impl Eq for Checkpoint {}
-
-impl fmt::Debug for Checkpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Checkpoint")
-            .field("stream_arn", &self.stream_arn())
-            .field("unlisted", &self.unlisted())
-            .field("positions", &self.positions())
-            .finish()
     }
 }
 
@@ -355,88 +209,10 @@ fn unescape(text: &str) -> Option<String> {
     Some(out)
 }
 
-impl serde::Serialize for Checkpoint {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Checkpoint {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-/// The consumer's running record of delivered positions, from which checkpoints are cut.
-///
-/// Positions live in a persistent map: cutting a snapshot is O(1) and an update copies only a
-/// path of the map, so a checkpoint on every event costs O(1) amortised however many shards
-/// the stream has.
-#[derive(Debug)]
-pub(crate) struct Positions {
-    stream_arn: Arc<str>,
-    map: imbl::HashMap<Arc<str>, ShardPosition>,
-    unlisted: Option<ShardPosition>,
-    snapshot: Option<Arc<Snapshot>>,
-}
-
-impl Positions {
-    pub(crate) fn new(
-        stream_arn: Arc<str>,
-        map: imbl::HashMap<Arc<str>, ShardPosition>,
-        unlisted: Option<ShardPosition>,
-    ) -> Self {
-        Self {
-            stream_arn,
-            map,
-            unlisted,
-            snapshot: None,
-        }
-    }
-
-    pub(crate) fn set(&mut self, shard: Arc<str>, position: ShardPosition) {
-        self.map.insert(shard, position);
-        self.snapshot = None;
-    }
-
-    /// Forgets `shard` if it is finished.
-    pub(crate) fn forget_finished(&mut self, shard: &str) {
-        if self.map.get(shard) == Some(&ShardPosition::Finished) {
-            self.remove(shard);
-        }
-    }
-
-    pub(crate) fn remove(&mut self, shard: &str) {
-        if self.map.remove(shard).is_some() {
-            self.snapshot = None;
-        }
-    }
-
-    /// The current positions, shared until the next change.
-    pub(crate) fn snapshot(&mut self) -> Arc<Snapshot> {
-        self.snapshot
-            .get_or_insert_with(|| {
-                Arc::new(Snapshot::new(
-                    self.stream_arn.clone(),
-                    self.map.clone(),
-                    self.unlisted.clone(),
-                ))
-            })
-            .clone()
-    }
-
-    pub(crate) fn checkpoint(&mut self) -> Checkpoint {
-        Checkpoint {
-            base: self.snapshot(),
-            head: None,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checkpoint::Positions;
     use proptest::prelude::*;
 
     const ARN: &str =
@@ -495,15 +271,6 @@ mod tests {
     }
 
     #[test]
-    fn head_overrides_base() {
-        let mut p = Positions::new(ARN.into(), imbl::HashMap::new(), None);
-        p.set("s".into(), ShardPosition::After(seq("5")));
-        let cp = Checkpoint::new(p.snapshot(), "s".into(), ShardPosition::After(seq("9")));
-        assert_eq!(cp.position("s"), Some(&ShardPosition::After(seq("9"))));
-        assert_eq!(cp.positions().len(), 1);
-    }
-
-    #[test]
     fn serde_uses_the_text_form() {
         let cp = sample();
         let json = serde_json::to_string(&cp).unwrap();
@@ -540,21 +307,6 @@ mod tests {
         let back: Checkpoint = cp.to_string().parse().unwrap();
         assert_eq!(back, cp);
         assert_eq!(back.stream_arn(), "arn;with=odd%chars");
-    }
-
-    #[test]
-    fn snapshots_are_shared_until_a_change() {
-        let mut p = Positions::new(ARN.into(), imbl::HashMap::new(), None);
-        let a = p.snapshot();
-        let b = p.snapshot();
-        assert!(Arc::ptr_eq(&a, &b));
-        p.set("x".into(), ShardPosition::Finished);
-        let c = p.snapshot();
-        assert!(!Arc::ptr_eq(&a, &c));
-        assert!(
-            a.positions.is_empty(),
-            "older snapshots keep their positions"
-        );
     }
 
     /// The text form written the plain way: every position, sorted, then the checksum.

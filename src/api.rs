@@ -1,0 +1,263 @@
+//! The one room that calls the service: paced, paginated `DescribeStream`, `GetShardIterator`
+//! and `GetRecords`, each through the same retry-with-backoff loop.
+//!
+//! Everything here moves data between the SDK client and the pure core; what a fault *means*
+//! is decided by [`retry::classify`](crate::retry::classify) and by the shard cursor.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use aws_sdk_dynamodbstreams::Client;
+use aws_sdk_dynamodbstreams::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodbstreams::operation::get_records::GetRecordsOutput;
+use aws_sdk_dynamodbstreams::types::{ShardFilter, ShardFilterType, ShardIteratorType};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use tokio::time::Instant;
+
+use crate::config::Options;
+use crate::error::{Error, ErrorKind, Result};
+use crate::lineage::ShardInfo;
+use crate::retry::{Fault, classify, to_error};
+use crate::sequence::SequenceNumber;
+
+/// The service's page size cap for `DescribeStream`.
+const LIST_LIMIT: i32 = 100;
+/// A listing of more pages than this is a server that never ends its pagination.
+const MAX_LIST_PAGES: usize = 10_000;
+
+/// What every reader of one consumer shares: the client, the stream, the options.
+#[derive(Debug)]
+pub(crate) struct Context {
+    client: Client,
+    pub(crate) stream_arn: Arc<str>,
+    pacer: Arc<Pacer>,
+    pub(crate) options: Options,
+}
+
+/// A call that failed for good (after the retries its fault allows), with what the fault
+/// means for the caller.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) fault: Fault,
+    pub(crate) error: Error,
+}
+
+impl Context {
+    pub(crate) fn new(client: Client, stream_arn: Arc<str>, options: Options) -> Self {
+        Self {
+            pacer: Pacer::shared(&stream_arn, options.describe_interval),
+            client,
+            stream_arn,
+            options,
+        }
+    }
+
+    /// Sends a request until it succeeds, fails for good, or the transient faults
+    /// (throttling, 5xx, transport) have used up the retry budget, backing off with jitter.
+    async fn retrying<T, E, Fut>(
+        &self,
+        what: &str,
+        shard: Option<&str>,
+        mut send: impl FnMut() -> Fut,
+    ) -> Result<T, Failure>
+    where
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let retry = &self.options.retry;
+        let mut attempt = 0;
+        loop {
+            let err = match send().await {
+                Ok(out) => return Ok(out),
+                Err(err) => err,
+            };
+            let fault = classify(&err);
+            if fault.is_transient() && attempt < retry.max_retries {
+                let delay = retry.delay(attempt, fastrand::f64());
+                tracing::warn!(stream = %self.stream_arn, shard, ?fault, attempt, ?delay, "{what} failed; retrying");
+                attempt += 1;
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+            let error = to_error(fault, what, err);
+            return Err(Failure {
+                fault,
+                error: match shard {
+                    Some(shard) => error.with_shard(shard),
+                    None => error,
+                },
+            });
+        }
+    }
+
+    /// A shard iterator of `kind` (at or after `seq` for the sequence-number kinds).
+    pub(crate) async fn shard_iterator(
+        &self,
+        shard: &str,
+        kind: ShardIteratorType,
+        seq: Option<&SequenceNumber>,
+    ) -> Result<String, Failure> {
+        let what = format!(
+            "GetShardIterator ({}) on {}",
+            kind.as_str(),
+            self.stream_arn
+        );
+        let out = self
+            .retrying(&what, Some(shard), || {
+                self.client
+                    .get_shard_iterator()
+                    .stream_arn(&*self.stream_arn)
+                    .shard_id(shard)
+                    .shard_iterator_type(kind.clone())
+                    .set_sequence_number(seq.map(|s| s.as_str().to_owned()))
+                    .send()
+            })
+            .await?;
+        out.shard_iterator.ok_or_else(|| Failure {
+            fault: Fault::Invalid,
+            error: Error::new(ErrorKind::InvalidRequest, format!("{what}: no iterator"))
+                .with_shard(shard),
+        })
+    }
+
+    /// One page of a shard.
+    pub(crate) async fn get_records(
+        &self,
+        shard: &str,
+        iterator: &str,
+    ) -> Result<GetRecordsOutput, Failure> {
+        let limit = i32::try_from(self.options.page_size).unwrap_or(1000);
+        self.retrying("GetRecords", Some(shard), || {
+            self.client
+                .get_records()
+                .shard_iterator(iterator)
+                .limit(limit)
+                .send()
+        })
+        .await
+    }
+
+    /// Every shard of the stream: follows `LastEvaluatedShardId` until it is absent (a present
+    /// one does not promise more shards).
+    pub(crate) async fn list_all(&self) -> Result<Vec<ShardInfo>> {
+        self.list(None).await
+    }
+
+    /// The listed children of one shard (`ShardFilter` `CHILD_SHARDS`). Entries that are not
+    /// children (some emulators return the shard itself) are dropped.
+    pub(crate) async fn list_children(&self, parent: &Arc<str>) -> Result<Vec<ShardInfo>> {
+        let filter = ShardFilter::builder()
+            .r#type(ShardFilterType::ChildShards)
+            .shard_id(parent.to_string())
+            .build();
+        let mut children = self.list(Some(filter)).await?;
+        children.retain(|s| s.parent.as_ref() == Some(parent));
+        Ok(children)
+    }
+
+    async fn list(&self, filter: Option<ShardFilter>) -> Result<Vec<ShardInfo>> {
+        let mut shards = Vec::new();
+        let mut start: Option<String> = None;
+        for _ in 0..MAX_LIST_PAGES {
+            let (page, last) = self.describe(start.clone(), filter.clone()).await?;
+            shards.extend(page);
+            match last {
+                // A server that hands back the page start it was given would loop forever.
+                Some(last) if Some(&last) != start.as_ref() => start = Some(last),
+                _ => return Ok(shards),
+            }
+        }
+        Err(Error::new(
+            ErrorKind::InvalidRequest,
+            format!("DescribeStream kept paginating past {MAX_LIST_PAGES} pages"),
+        ))
+    }
+
+    /// One paced `DescribeStream` page and the shard to start the next one after.
+    async fn describe(
+        &self,
+        start: Option<String>,
+        filter: Option<ShardFilter>,
+    ) -> Result<(Vec<ShardInfo>, Option<String>)> {
+        let what = format!("DescribeStream on {}", self.stream_arn);
+        let out = self
+            .retrying(&what, None, || {
+                let request = self
+                    .client
+                    .describe_stream()
+                    .stream_arn(&*self.stream_arn)
+                    .limit(LIST_LIMIT)
+                    .set_exclusive_start_shard_id(start.clone())
+                    .set_shard_filter(filter.clone());
+                let pacer = self.pacer.clone();
+                async move {
+                    pacer.wait().await;
+                    request.send().await
+                }
+            })
+            .await
+            .map_err(|failure| failure.error)?;
+        let Some(desc) = out.stream_description else {
+            return Ok((Vec::new(), None));
+        };
+        let shards = desc
+            .shards
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|s| {
+                Some(ShardInfo {
+                    id: Arc::from(s.shard_id?),
+                    parent: s.parent_shard_id.map(Arc::from),
+                    closed: s
+                        .sequence_number_range
+                        .is_some_and(|r| r.ending_sequence_number.is_some()),
+                })
+            })
+            .collect();
+        Ok((shards, desc.last_evaluated_shard_id))
+    }
+}
+
+/// Spaces `DescribeStream` calls: the service allows 10 per second per stream, shared by
+/// every consumer of the stream. Consumers of the same stream in one process share a pacer.
+#[derive(Debug)]
+struct Pacer {
+    interval: Duration,
+    next: Mutex<Option<Instant>>,
+}
+
+impl Pacer {
+    /// The pacer of `stream_arn` for this process, created with `interval` if none is alive.
+    fn shared(stream_arn: &str, interval: Duration) -> Arc<Self> {
+        static PACERS: OnceLock<Mutex<HashMap<String, Weak<Pacer>>>> = OnceLock::new();
+        let mut pacers = PACERS
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        pacers.retain(|_, p| p.strong_count() > 0);
+        if let Some(p) = pacers.get(stream_arn).and_then(Weak::upgrade) {
+            return p;
+        }
+        let pacer = Arc::new(Self {
+            interval,
+            next: Mutex::new(None),
+        });
+        pacers.insert(stream_arn.to_owned(), Arc::downgrade(&pacer));
+        pacer
+    }
+
+    /// Waits for this caller's slot.
+    async fn wait(&self) {
+        let now = Instant::now();
+        let slot = {
+            let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+            let slot = next.map_or(now, |n| n.max(now));
+            // The builder bounds the interval, so this cannot overflow; saturate regardless.
+            *next = Some(slot.checked_add(self.interval).unwrap_or(slot));
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
+}

@@ -1,0 +1,266 @@
+//! [`ChangeStreamBuilder`]: every setting of a [`ChangeStream`], checked by `build()`.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_dynamodbstreams::Client;
+
+use crate::api::Context;
+use crate::checkpoint::{Checkpoint, Positions, ShardPosition};
+use crate::config::{Options, Readers, StartPosition, TrimPolicy, at_epoch_secs, epoch_secs};
+use crate::error::{Error, ErrorKind, Result};
+use crate::merge::Merge;
+use crate::retry::RetryPolicy;
+use crate::store::CheckpointStore;
+use crate::stream::ChangeStream;
+
+/// How far before the start a `LATEST` anchor is placed, for clock skew: records are stamped
+/// by the service's clock, and a local clock running ahead must not make a resumed shard skip
+/// records written after the start (re-delivering a few is the safe side).
+const LATEST_CLOCK_ALLOWANCE_SECS: i64 = 2;
+
+impl ChangeStream {
+    /// Starts building a consumer of the stream `stream_arn`, read through `client`.
+    ///
+    /// The client needs a behavior version and an HTTP client (both set by
+    /// `aws_config::load_defaults`): without a behavior version the SDK panics when the client
+    /// is built, without an HTTP client every call fails with a dispatch error.
+    pub fn builder(client: Client, stream_arn: impl Into<String>) -> ChangeStreamBuilder {
+        ChangeStreamBuilder {
+            client,
+            stream_arn: stream_arn.into(),
+            start: StartPosition::default(),
+            checkpoint: None,
+            options: Options::default(),
+        }
+    }
+
+    /// [`ChangeStream::builder`] with a client configured from the environment
+    /// (`aws_config::load_defaults`: credentials, region, profiles).
+    #[cfg(feature = "aws-config")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "aws-config")))]
+    pub async fn from_env(stream_arn: impl Into<String>) -> ChangeStreamBuilder {
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Self::builder(Client::new(&config), stream_arn)
+    }
+}
+
+/// Builds a [`ChangeStream`]. Setters consume and return the builder; [`build`](Self::build)
+/// checks every value.
+#[must_use]
+#[derive(Debug)]
+pub struct ChangeStreamBuilder {
+    client: Client,
+    stream_arn: String,
+    start: StartPosition,
+    checkpoint: Option<Checkpoint>,
+    options: Options,
+}
+
+impl ChangeStreamBuilder {
+    /// The ARN of the stream this builder reads.
+    pub fn stream_arn(&self) -> &str {
+        &self.stream_arn
+    }
+
+    /// Where to start when no checkpoint is given. Default is [`StartPosition::Latest`].
+    pub fn start(mut self, start: StartPosition) -> Self {
+        self.start = start;
+        self
+    }
+
+    /// Resume right after the event this checkpoint came from; `None` keeps the start position.
+    /// The checkpoint must belong to this stream ([`ErrorKind::CheckpointMismatch`] from
+    /// [`build`](Self::build) otherwise). Default is none.
+    pub fn resume_from(mut self, checkpoint: impl Into<Option<Checkpoint>>) -> Self {
+        self.checkpoint = checkpoint.into();
+        self
+    }
+
+    /// Resumes from the checkpoint `store` holds for this stream, or keeps the
+    /// [start position](Self::start) when it holds none: [`resume_from`](Self::resume_from)
+    /// with [`CheckpointStore::load`].
+    ///
+    /// ```no_run
+    /// # use dynamodb_stream::{ChangeStream, FileStore, StartPosition};
+    /// # async fn run(client: aws_sdk_dynamodbstreams::Client, arn: &str) -> dynamodb_stream::Result<()> {
+    /// let store = FileStore::new("orders.checkpoint");
+    /// let stream = ChangeStream::builder(client, arn)
+    ///     .start(StartPosition::TrimHorizon) // only when nothing is saved yet
+    ///     .resume_from_store(&store)
+    ///     .await?
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// Whatever [`CheckpointStore::load`] returns: an unreadable, corrupt or foreign
+    /// checkpoint is an error, never a silent start from scratch.
+    pub async fn resume_from_store<S: CheckpointStore>(self, store: &S) -> Result<Self> {
+        let checkpoint = store.load(self.stream_arn()).await?;
+        Ok(self.resume_from(checkpoint))
+    }
+
+    /// End the stream once every shard has been read to its current end, instead of waiting
+    /// for new records: for batch jobs and tests. An open shard counts as read to its end after
+    /// three consecutive empty pages. Default is `false`.
+    pub fn until_caught_up(mut self, yes: bool) -> Self {
+        self.options.catch_up = yes;
+        self
+    }
+
+    /// How long an idle shard waits after an empty page before asking again; consecutive empty
+    /// pages double it up to [`max_poll_interval`](Self::max_poll_interval). A shard with a
+    /// backlog is read back to back. Above zero, at most the maximum. Default is 250 ms
+    /// (Lambda's 4 polls a second).
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.options.poll_interval = interval;
+        self
+    }
+
+    /// The longest wait between polls of an idle shard, at most an hour. Default is 2 s.
+    pub fn max_poll_interval(mut self, interval: Duration) -> Self {
+        self.options.max_poll_interval = interval;
+        self
+    }
+
+    /// Records asked for per `GetRecords` call, 1 to 1000. Default is 1000.
+    pub fn page_size(mut self, records: u32) -> Self {
+        self.options.page_size = records;
+        self
+    }
+
+    /// Pages each shard may read ahead of the consumer, at least 1. Memory is bounded by
+    /// shards × read-ahead × 1 MB (the service's page cap). Default is 1.
+    pub fn read_ahead(mut self, pages: usize) -> Self {
+        self.options.read_ahead = pages;
+        self
+    }
+
+    /// Retries of throttling, 5xx and transport failures on top of the SDK's own attempts,
+    /// with exponential backoff and jitter from `base` up to `max` per wait (`base` at most
+    /// `max`, `max` at most an hour). After that the error ends the stream. Default is 10
+    /// retries from 200 ms up to 10 s (about a minute in all).
+    pub fn retries(mut self, retries: u32, base: Duration, max: Duration) -> Self {
+        self.options.retry = RetryPolicy {
+            max_retries: retries,
+            base,
+            max,
+        };
+        self
+    }
+
+    /// The least time between two `DescribeStream` calls of this process on this stream (the
+    /// service allows 10 a second per stream, shared by all its consumers), at most an hour.
+    /// Default is 200 ms.
+    pub fn describe_interval(mut self, interval: Duration) -> Self {
+        self.options.describe_interval = interval;
+        self
+    }
+
+    /// What to do when a position (from a checkpoint, or after a long stall) is older than the
+    /// stream's retention. Default is [`TrimPolicy::Fail`].
+    pub fn on_trimmed(mut self, policy: TrimPolicy) -> Self {
+        self.options.trim_policy = policy;
+        self
+    }
+
+    /// Where shard readers run: on their own tokio tasks, so that parsing pages uses every
+    /// worker thread, or inline on the consumer's task. Default is [`Readers::Auto`]: own
+    /// tasks on a multi-threaded runtime.
+    pub fn readers(mut self, readers: Readers) -> Self {
+        self.options.readers = readers;
+        self
+    }
+
+    /// Checks the configuration and creates the stream. No request is sent until it is polled.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] for a malformed stream ARN, a page size outside 1..=1000, a zero
+    /// read-ahead or poll interval, a poll interval above the maximum, a retry base delay
+    /// above its maximum, or any wait above an hour; [`ErrorKind::CheckpointMismatch`] for a
+    /// checkpoint of another stream.
+    pub fn build(self) -> Result<ChangeStream> {
+        validate_arn(&self.stream_arn)?;
+        self.options.validate()?;
+        if let Some(cp) = self
+            .checkpoint
+            .as_ref()
+            .filter(|cp| cp.stream_arn() != self.stream_arn)
+        {
+            return Err(Error::new(
+                ErrorKind::CheckpointMismatch,
+                format!(
+                    "the checkpoint belongs to {} but the stream is {}",
+                    cp.stream_arn(),
+                    self.stream_arn
+                ),
+            ));
+        }
+        let stream_arn: Arc<str> = Arc::from(self.stream_arn.as_str());
+        let fresh_latest = self.checkpoint.is_none() && self.start == StartPosition::Latest;
+        let positions = match &self.checkpoint {
+            Some(cp) => Positions::new(stream_arn.clone(), cp.to_map(), cp.unlisted().cloned()),
+            None => {
+                let anchor =
+                    epoch_secs(SystemTime::now()).saturating_sub(LATEST_CLOCK_ALLOWANCE_SECS);
+                let unlisted =
+                    fresh_latest.then(|| ShardPosition::LatestSince(at_epoch_secs(anchor)));
+                Positions::new(stream_arn.clone(), imbl::HashMap::new(), unlisted)
+            }
+        };
+        let ctx = Arc::new(Context::new(self.client, stream_arn.clone(), self.options));
+        Ok(ChangeStream::new(
+            Merge::new(ctx, positions, fresh_latest),
+            stream_arn,
+        ))
+    }
+}
+
+/// `arn:<partition>:dynamodb:<region>:<account>:table/<name>/stream/<label>`
+fn validate_arn(arn: &str) -> Result<()> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let ok = parts.len() == 6
+        && parts[0] == "arn"
+        && !parts[1].is_empty()
+        && parts[2] == "dynamodb"
+        && parts[5]
+            .strip_prefix("table/")
+            .and_then(|rest| rest.split_once("/stream/"))
+            .is_some_and(|(table, label)| !table.is_empty() && !label.is_empty());
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorKind::Config,
+            format!(
+                "{arn:?} is not a DynamoDB stream ARN (arn:aws:dynamodb:<region>:<account>:table/<table>/stream/<label>)"
+            ),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arns_are_checked() {
+        let good =
+            "arn:aws:dynamodb:us-east-1:123456789012:table/Orders/stream/2026-11-21T19:03:46.123";
+        assert!(validate_arn(good).is_ok());
+        for bad in [
+            "",
+            "Orders",
+            "arn:aws:dynamodb:us-east-1:123456789012:table/Orders",
+            "arn:aws:kinesis:us-east-1:123456789012:table/Orders/stream/x",
+            "arn:aws:dynamodb:us-east-1:123456789012:table//stream/x",
+        ] {
+            assert_eq!(
+                validate_arn(bad).unwrap_err().kind(),
+                ErrorKind::Config,
+                "{bad}"
+            );
+        }
+    }
+}

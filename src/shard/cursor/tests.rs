@@ -1,0 +1,251 @@
+use std::time::Duration;
+
+use aws_sdk_dynamodbstreams::primitives::DateTime;
+use aws_sdk_dynamodbstreams::types::{AttributeValue, OperationType, Record, StreamRecord};
+
+use super::*;
+use crate::error::ErrorKind;
+
+fn seq(n: u64) -> SequenceNumber {
+    SequenceNumber::new(&format!("{:021}", n)).unwrap()
+}
+
+fn options() -> Options {
+    Options::default()
+}
+
+fn cursor(start: ShardStart) -> Cursor {
+    Cursor::new("shard-1".into(), start, &options())
+}
+
+/// A record of the shard with sequence number `n`, created at `created` (epoch seconds).
+fn change(n: u64, created: i64) -> Result<Change> {
+    let record = Record::builder()
+        .event_id(format!("e{n}"))
+        .event_name(OperationType::Insert)
+        .dynamodb(
+            StreamRecord::builder()
+                .sequence_number(seq(n).as_str())
+                .approximate_creation_date_time(DateTime::from_secs(created))
+                .keys("pk", AttributeValue::S(format!("k{n}")))
+                .build(),
+        )
+        .build();
+    Change::from_record(&"shard-1".into(), record)
+}
+
+fn malformed() -> Result<Change> {
+    Change::from_record(&"shard-1".into(), Record::builder().event_id("bad").build())
+}
+
+fn failure(fault: Fault) -> Failure {
+    Failure {
+        fault,
+        error: Error::new(fault.kind(), "a call"),
+    }
+}
+
+fn seqs(step: &Step) -> Vec<SequenceNumber> {
+    let page = step.page.as_ref().expect("a page");
+    page.changes
+        .iter()
+        .map(|c| c.sequence_number().clone())
+        .collect()
+}
+
+#[test]
+fn iterator_requests_never_fall_back_to_latest() {
+    let mut latest = cursor(ShardStart::Latest { since: 0 });
+    assert_eq!(latest.iterator_request(), (ShardIteratorType::Latest, None));
+    // The first LATEST iterator is gone and nothing was read: trim horizon, filtered.
+    assert_eq!(
+        latest.iterator_request(),
+        (ShardIteratorType::TrimHorizon, None)
+    );
+    latest.on_page([change(7, 10)].into_iter(), Some("next".into()));
+    assert_eq!(
+        latest.iterator_request(),
+        (ShardIteratorType::AfterSequenceNumber, Some(seq(7)))
+    );
+    let mut after = cursor(ShardStart::After(seq(3)));
+    for _ in 0..2 {
+        assert_eq!(
+            after.iterator_request(),
+            (ShardIteratorType::AfterSequenceNumber, Some(seq(3)))
+        );
+    }
+    for start in [ShardStart::TrimHorizon, ShardStart::Since(5)] {
+        assert_eq!(
+            cursor(start).iterator_request(),
+            (ShardIteratorType::TrimHorizon, None)
+        );
+    }
+}
+
+#[test]
+fn a_latest_start_whose_iterator_expired_unread_skips_what_came_before_it() {
+    let mut c = cursor(ShardStart::Latest { since: 100 });
+    let _ = c.iterator_request();
+    let step = c.on_failure(failure(Fault::ExpiredIterator));
+    assert!(matches!(step.then, Then::ReadOn) && step.page.is_none());
+    assert_eq!(c.iterator_request(), (ShardIteratorType::TrimHorizon, None));
+    let step = c.on_page(
+        [change(1, 98), change(2, 100), change(3, 99)].into_iter(),
+        Some("next".into()),
+    );
+    // From the first record at or after the start on, everything is delivered.
+    assert_eq!(seqs(&step), [seq(2), seq(3)]);
+}
+
+#[test]
+fn records_already_read_are_not_delivered_twice() {
+    let mut c = cursor(ShardStart::After(seq(5)));
+    let step = c.on_page(
+        [change(4, 0), change(5, 0), change(6, 0)].into_iter(),
+        Some("next".into()),
+    );
+    assert_eq!(seqs(&step), [seq(6)]);
+    assert!(matches!(step.then, Then::ReadOn));
+    assert_eq!(c.take_iterator().as_deref(), Some("next"));
+}
+
+#[test]
+fn expiries_are_bounded_and_a_page_resets_the_count() {
+    let mut c = cursor(ShardStart::TrimHorizon);
+    for _ in 0..options().retry.max_retries {
+        assert!(matches!(
+            c.on_failure(failure(Fault::ExpiredIterator)).then,
+            Then::ReadOn
+        ));
+    }
+    c.on_page(std::iter::empty(), Some("next".into()));
+    for _ in 0..options().retry.max_retries {
+        assert!(matches!(
+            c.on_failure(failure(Fault::ExpiredIterator)).then,
+            Then::ReadOn
+        ));
+    }
+    let Then::Fail(e) = c.on_failure(failure(Fault::ExpiredIterator)).then else {
+        panic!("an endless run of expiries must end the reader");
+    };
+    assert_eq!(e.shard_id(), Some("shard-1"));
+}
+
+#[test]
+fn empty_pages_back_off_and_never_end_an_open_shard() {
+    let mut c = cursor(ShardStart::TrimHorizon);
+    let mut delays = Vec::new();
+    for _ in 0..5 {
+        let step = c.on_page(std::iter::empty(), Some("next".into()));
+        assert!(step.page.is_none(), "an empty page is not the shard's end");
+        let Then::Sleep(delay) = step.then else {
+            panic!("expected a sleep, got {:?}", step.then);
+        };
+        delays.push(delay.as_millis());
+    }
+    assert_eq!(delays, [250, 500, 1000, 2000, 2000]);
+    // Records reset the back-off: a backlog is read back to back.
+    let step = c.on_page([change(1, 0)].into_iter(), Some("next".into()));
+    assert!(matches!(step.then, Then::ReadOn));
+    let Then::Sleep(delay) = c.on_page(std::iter::empty(), Some("n".into())).then else {
+        panic!("expected a sleep");
+    };
+    assert_eq!(delay, Duration::from_millis(250));
+}
+
+#[test]
+fn catch_up_ends_an_open_shard_after_three_empty_pages() {
+    let options = Options {
+        catch_up: true,
+        ..Options::default()
+    };
+    let mut c = Cursor::new("shard-1".into(), ShardStart::TrimHorizon, &options);
+    for _ in 0..2 {
+        let step = c.on_page(std::iter::empty(), Some("next".into()));
+        assert!(matches!(step.then, Then::Sleep(d) if d == Duration::from_millis(50)));
+    }
+    let step = c.on_page(std::iter::empty(), Some("next".into()));
+    assert_eq!(step.page.map(|p| p.end), Some(PageEnd::CaughtUp));
+    assert!(matches!(step.then, Then::Done));
+}
+
+#[test]
+fn the_final_page_is_delivered_with_its_records() {
+    let mut c = cursor(ShardStart::TrimHorizon);
+    let step = c.on_page([change(1, 0), change(2, 0)].into_iter(), None);
+    assert_eq!(seqs(&step), [seq(1), seq(2)]);
+    assert_eq!(step.page.map(|p| p.end), Some(PageEnd::ShardEnd));
+    assert!(matches!(step.then, Then::Done));
+    // An empty final page still ends the shard.
+    let step = cursor(ShardStart::TrimHorizon).on_page(std::iter::empty(), None);
+    assert_eq!(step.page.map(|p| p.end), Some(PageEnd::ShardEnd));
+}
+
+#[test]
+fn a_malformed_record_ends_the_reader_after_the_good_ones() {
+    let mut c = cursor(ShardStart::TrimHorizon);
+    let step = c.on_page(
+        [change(1, 0), malformed(), change(3, 0)].into_iter(),
+        Some("next".into()),
+    );
+    assert_eq!(seqs(&step), [seq(1)]);
+    let Then::Fail(e) = step.then else {
+        panic!("expected a failure");
+    };
+    assert_eq!(e.kind(), ErrorKind::MalformedRecord);
+    let step = cursor(ShardStart::TrimHorizon).on_page([malformed()].into_iter(), None);
+    assert!(step.page.is_none(), "no empty page before the error");
+}
+
+#[test]
+fn trimmed_data_fails_by_default_naming_where() {
+    let mut c = cursor(ShardStart::After(seq(9)));
+    let Then::Fail(e) = c.on_failure(failure(Fault::Trimmed)).then else {
+        panic!("expected a failure");
+    };
+    assert_eq!(e.kind(), ErrorKind::TrimmedData);
+    assert_eq!(e.shard_id(), Some("shard-1"));
+    assert_eq!(e.sequence_number(), Some(&seq(9)));
+}
+
+#[test]
+fn trimmed_data_under_the_skip_policy_goes_on_and_reports_the_gap_once() {
+    let options = Options {
+        trim_policy: crate::config::TrimPolicy::SkipToTrimHorizon,
+        ..Options::default()
+    };
+    let mut c = Cursor::new("shard-1".into(), ShardStart::After(seq(9)), &options);
+    assert!(matches!(
+        c.on_failure(failure(Fault::Trimmed)).then,
+        Then::ReadOn
+    ));
+    assert_eq!(c.iterator_request(), (ShardIteratorType::TrimHorizon, None));
+    let step = c.on_page([change(20, 0)].into_iter(), Some("next".into()));
+    let gap = step
+        .page
+        .and_then(|p| p.gap)
+        .expect("the gap on the next page");
+    assert_eq!(gap.after, Some(seq(9)));
+    let step = c.on_page([change(21, 0)].into_iter(), Some("next".into()));
+    assert!(step.page.unwrap().gap.is_none());
+}
+
+#[test]
+fn other_faults_end_the_reader() {
+    for fault in [
+        Fault::Throttled,
+        Fault::Server,
+        Fault::Transport,
+        Fault::NotFound,
+        Fault::Invalid,
+        Fault::Setup,
+    ] {
+        let Then::Fail(e) = cursor(ShardStart::TrimHorizon)
+            .on_failure(failure(fault))
+            .then
+        else {
+            panic!("{fault:?} must end the reader");
+        };
+        assert_eq!(e.kind(), fault.kind());
+    }
+}

@@ -1,0 +1,79 @@
+//! A shard reader on its own tokio task, a page at a time on demand.
+
+use std::future::Future as _;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use futures::{Stream, StreamExt as _};
+use tokio::sync::mpsc;
+
+use super::{Page, ShardReader};
+use crate::error::{Error, ErrorKind, Result};
+
+/// Runs `reader` on its own task of `runtime`, a page at a time on demand.
+///
+/// The task reads the next page only once the merge asks for it, exactly when an inline reader
+/// would be polled, so read-ahead and memory are unchanged; but the SDK's work for the page
+/// (request signing and, above all, parsing the JSON) runs on a worker thread, in parallel
+/// with the consumer and with other shards. Dropping the returned stream stops the task.
+pub(crate) fn on_task(mut reader: ShardReader, runtime: &tokio::runtime::Handle) -> ShardReader {
+    let (want, mut wanted) = mpsc::channel::<()>(1);
+    let (send, pages) = mpsc::channel::<Result<Page>>(1);
+    let task = runtime.spawn(async move {
+        while wanted.recv().await.is_some() {
+            let Some(item) = reader.next().await else {
+                break;
+            };
+            if send.send(item).await.is_err() {
+                break;
+            }
+        }
+    });
+    Box::pin(OnTask {
+        want,
+        asked: false,
+        pages,
+        task,
+    })
+}
+
+/// The consumer's end of a reader running on its own task.
+struct OnTask {
+    want: mpsc::Sender<()>,
+    /// A page was asked for and has not arrived yet.
+    asked: bool,
+    pages: mpsc::Receiver<Result<Page>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Stream for OnTask {
+    type Item = Result<Page>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Page>>> {
+        if !self.asked {
+            // At most one request is ever outstanding, so the channel has room; if the task
+            // has ended, the page channel below says so.
+            let _ = self.want.try_send(());
+            self.asked = true;
+        }
+        if let Some(item) = ready!(self.pages.poll_recv(cx)) {
+            self.asked = false;
+            return Poll::Ready(Some(item));
+        }
+        // The task ended: its reader finished, or it panicked, or the runtime is shutting down.
+        Poll::Ready(match ready!(Pin::new(&mut self.task).poll(cx)) {
+            Ok(()) => None,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Some(Err(Error::new(
+                ErrorKind::Transport,
+                "the shard's reader task was cancelled: the tokio runtime is shutting down",
+            ))),
+        })
+    }
+}
+
+impl Drop for OnTask {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
