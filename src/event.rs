@@ -116,6 +116,22 @@ impl Change {
         })
     }
 
+    /// Takes a page of SDK records apart, up to the first that cannot be placed in the stream
+    /// (returned beside them).
+    pub(crate) fn from_records(
+        shard_id: &Arc<str>,
+        records: Vec<Record>,
+    ) -> (Vec<Self>, Option<Error>) {
+        let mut changes = Vec::with_capacity(records.len());
+        for record in records {
+            match Self::from_record(shard_id, record) {
+                Ok(change) => changes.push(change),
+                Err(e) => return (changes, Some(e)),
+            }
+        }
+        (changes, None)
+    }
+
     /// The creation time in whole seconds since the epoch, if the record has one.
     pub(crate) fn created_secs(&self) -> Option<i64> {
         self.created.map(|t| t.secs())

@@ -12,7 +12,7 @@ use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use crate::api::Failure;
 use crate::checkpoint::resume::ShardStart;
 use crate::config::Options;
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::event::Change;
 use crate::retry::{Fault, idle_delay};
 use crate::sequence::SequenceNumber;
@@ -185,33 +185,28 @@ impl Cursor {
         });
     }
 
-    /// A page arrived: `changes` are its records in order, `next` its `NextShardIterator`.
+    /// A page arrived: `changes` are its records in order, up to the first malformed one if
+    /// there is one (`malformed`), `next` its `NextShardIterator`.
     ///
     /// Records already read (a new iterator may overlap) and, for a `LATEST` start read from
     /// the trim horizon, records created before the start are dropped. A malformed record
     /// ends the reader after the good records before it.
     pub(crate) fn on_page(
         &mut self,
-        changes: impl ExactSizeIterator<Item = Result<Change>>,
+        mut changes: Vec<Change>,
+        malformed: Option<Error>,
         next: Option<String>,
     ) -> Step {
         self.expiries = 0;
         self.trims = 0;
-        let mut kept = Vec::with_capacity(changes.len());
-        for change in changes {
-            let change = match change {
-                Ok(change) => change,
-                Err(e) => {
-                    let page = (!kept.is_empty()).then(|| self.page(kept, PageEnd::More));
-                    return Step {
-                        page,
-                        then: Then::Fail(e),
-                    };
-                }
+        changes.retain(|change| self.keep(change));
+        let kept = changes;
+        if let Some(e) = malformed {
+            let page = (!kept.is_empty()).then(|| self.page(kept, PageEnd::More));
+            return Step {
+                page,
+                then: Then::Fail(e),
             };
-            if self.keep(&change) {
-                kept.push(change);
-            }
         }
         let Some(next) = next else {
             tracing::info!(shard = %self.shard, "shard read to its end");

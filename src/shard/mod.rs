@@ -61,10 +61,9 @@ async fn call(ctx: &Context, cursor: &mut Cursor) -> Step {
     };
     match ctx.get_records(cursor.shard(), &iterator).await {
         Ok(out) => {
-            let shard = cursor.shard().clone();
-            let records = out.records.unwrap_or_default().into_iter();
-            let changes = records.map(|record| Change::from_record(&shard, record));
-            cursor.on_page(changes, out.next_shard_iterator)
+            let records = out.records.unwrap_or_default();
+            let (changes, malformed) = Change::from_records(cursor.shard(), records);
+            cursor.on_page(changes, malformed, out.next_shard_iterator)
         }
         Err(failure) => cursor.on_failure(failure),
     }

@@ -4,7 +4,7 @@ use aws_sdk_dynamodbstreams::primitives::DateTime;
 use aws_sdk_dynamodbstreams::types::{AttributeValue, OperationType, Record, StreamRecord};
 
 use super::*;
-use crate::error::ErrorKind;
+use crate::error::{ErrorKind, Result};
 
 fn seq(n: u64) -> SequenceNumber {
     SequenceNumber::new(&format!("{:021}", n)).unwrap()
@@ -38,6 +38,24 @@ fn malformed() -> Result<Change> {
     Change::from_record(&"shard-1".into(), Record::builder().event_id("bad").build())
 }
 
+/// A page's records as the reader hands them over: the good ones up to the first malformed.
+fn page(records: Vec<Result<Change>>) -> (Vec<Change>, Option<Error>) {
+    let mut changes = Vec::new();
+    for record in records {
+        match record {
+            Ok(change) => changes.push(change),
+            Err(e) => return (changes, Some(e)),
+        }
+    }
+    (changes, None)
+}
+
+impl Cursor {
+    fn on_page_of(&mut self, page: (Vec<Change>, Option<Error>), next: Option<String>) -> Step {
+        self.on_page(page.0, page.1, next)
+    }
+}
+
 fn failure(fault: Fault) -> Failure {
     Failure {
         fault,
@@ -62,7 +80,7 @@ fn iterator_requests_never_fall_back_to_latest() {
         latest.iterator_request(),
         (ShardIteratorType::TrimHorizon, None)
     );
-    latest.on_page([change(7, 10)].into_iter(), Some("next".into()));
+    latest.on_page_of(page(vec![change(7, 10)]), Some("next".into()));
     assert_eq!(
         latest.iterator_request(),
         (ShardIteratorType::AfterSequenceNumber, Some(seq(7)))
@@ -89,8 +107,8 @@ fn a_latest_start_whose_iterator_expired_unread_skips_what_came_before_it() {
     let step = c.on_failure(failure(Fault::ExpiredIterator));
     assert!(matches!(step.then, Then::ReadOn) && step.page.is_none());
     assert_eq!(c.iterator_request(), (ShardIteratorType::TrimHorizon, None));
-    let step = c.on_page(
-        [change(1, 98), change(2, 100), change(3, 99)].into_iter(),
+    let step = c.on_page_of(
+        page(vec![change(1, 98), change(2, 100), change(3, 99)]),
         Some("next".into()),
     );
     // From the first record at or after the start on, everything is delivered.
@@ -100,8 +118,8 @@ fn a_latest_start_whose_iterator_expired_unread_skips_what_came_before_it() {
 #[test]
 fn records_already_read_are_not_delivered_twice() {
     let mut c = cursor(ShardStart::After(seq(5)));
-    let step = c.on_page(
-        [change(4, 0), change(5, 0), change(6, 0)].into_iter(),
+    let step = c.on_page_of(
+        page(vec![change(4, 0), change(5, 0), change(6, 0)]),
         Some("next".into()),
     );
     assert_eq!(seqs(&step), [seq(6)]);
@@ -118,7 +136,7 @@ fn expiries_are_bounded_and_a_page_resets_the_count() {
             Then::ReadOn
         ));
     }
-    c.on_page(std::iter::empty(), Some("next".into()));
+    c.on_page_of(page(vec![]), Some("next".into()));
     for _ in 0..options().retry.max_retries {
         assert!(matches!(
             c.on_failure(failure(Fault::ExpiredIterator)).then,
@@ -136,7 +154,7 @@ fn empty_pages_back_off_and_never_end_an_open_shard() {
     let mut c = cursor(ShardStart::TrimHorizon);
     let mut delays = Vec::new();
     for _ in 0..5 {
-        let step = c.on_page(std::iter::empty(), Some("next".into()));
+        let step = c.on_page_of(page(vec![]), Some("next".into()));
         assert!(step.page.is_none(), "an empty page is not the shard's end");
         let Then::Sleep(delay) = step.then else {
             panic!("expected a sleep, got {:?}", step.then);
@@ -145,9 +163,9 @@ fn empty_pages_back_off_and_never_end_an_open_shard() {
     }
     assert_eq!(delays, [250, 500, 1000, 2000, 2000]);
     // Records reset the back-off: a backlog is read back to back.
-    let step = c.on_page([change(1, 0)].into_iter(), Some("next".into()));
+    let step = c.on_page_of(page(vec![change(1, 0)]), Some("next".into()));
     assert!(matches!(step.then, Then::ReadOn));
-    let Then::Sleep(delay) = c.on_page(std::iter::empty(), Some("n".into())).then else {
+    let Then::Sleep(delay) = c.on_page_of(page(vec![]), Some("n".into())).then else {
         panic!("expected a sleep");
     };
     assert_eq!(delay, Duration::from_millis(250));
@@ -161,10 +179,10 @@ fn catch_up_ends_an_open_shard_after_three_empty_pages() {
     };
     let mut c = Cursor::new("shard-1".into(), ShardStart::TrimHorizon, &options);
     for _ in 0..2 {
-        let step = c.on_page(std::iter::empty(), Some("next".into()));
+        let step = c.on_page_of(page(vec![]), Some("next".into()));
         assert!(matches!(step.then, Then::Sleep(d) if d == Duration::from_millis(50)));
     }
-    let step = c.on_page(std::iter::empty(), Some("next".into()));
+    let step = c.on_page_of(page(vec![]), Some("next".into()));
     assert_eq!(step.page.map(|p| p.end), Some(PageEnd::CaughtUp));
     assert!(matches!(step.then, Then::Done));
 }
@@ -172,20 +190,20 @@ fn catch_up_ends_an_open_shard_after_three_empty_pages() {
 #[test]
 fn the_final_page_is_delivered_with_its_records() {
     let mut c = cursor(ShardStart::TrimHorizon);
-    let step = c.on_page([change(1, 0), change(2, 0)].into_iter(), None);
+    let step = c.on_page_of(page(vec![change(1, 0), change(2, 0)]), None);
     assert_eq!(seqs(&step), [seq(1), seq(2)]);
     assert_eq!(step.page.map(|p| p.end), Some(PageEnd::ShardEnd));
     assert!(matches!(step.then, Then::Done));
     // An empty final page still ends the shard.
-    let step = cursor(ShardStart::TrimHorizon).on_page(std::iter::empty(), None);
+    let step = cursor(ShardStart::TrimHorizon).on_page_of(page(vec![]), None);
     assert_eq!(step.page.map(|p| p.end), Some(PageEnd::ShardEnd));
 }
 
 #[test]
 fn a_malformed_record_ends_the_reader_after_the_good_ones() {
     let mut c = cursor(ShardStart::TrimHorizon);
-    let step = c.on_page(
-        [change(1, 0), malformed(), change(3, 0)].into_iter(),
+    let step = c.on_page_of(
+        page(vec![change(1, 0), malformed(), change(3, 0)]),
         Some("next".into()),
     );
     assert_eq!(seqs(&step), [seq(1)]);
@@ -193,7 +211,7 @@ fn a_malformed_record_ends_the_reader_after_the_good_ones() {
         panic!("expected a failure");
     };
     assert_eq!(e.kind(), ErrorKind::MalformedRecord);
-    let step = cursor(ShardStart::TrimHorizon).on_page([malformed()].into_iter(), None);
+    let step = cursor(ShardStart::TrimHorizon).on_page_of(page(vec![malformed()]), None);
     assert!(step.page.is_none(), "no empty page before the error");
 }
 
@@ -220,13 +238,13 @@ fn trimmed_data_under_the_skip_policy_goes_on_and_reports_the_gap_once() {
         Then::ReadOn
     ));
     assert_eq!(c.iterator_request(), (ShardIteratorType::TrimHorizon, None));
-    let step = c.on_page([change(20, 0)].into_iter(), Some("next".into()));
+    let step = c.on_page_of(page(vec![change(20, 0)]), Some("next".into()));
     let gap = step
         .page
         .and_then(|p| p.gap)
         .expect("the gap on the next page");
     assert_eq!(gap.after, Some(seq(9)));
-    let step = c.on_page([change(21, 0)].into_iter(), Some("next".into()));
+    let step = c.on_page_of(page(vec![change(21, 0)]), Some("next".into()));
     assert!(step.page.unwrap().gap.is_none());
 }
 
