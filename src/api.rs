@@ -81,7 +81,7 @@ impl Context {
                 tokio::time::sleep(delay).await;
                 continue;
             }
-            let error = to_error(fault, what, err);
+            let error = to_error(fault, &format!("{what} on {}", self.stream_arn), err);
             return Err(Failure {
                 fault,
                 error: match shard {
@@ -117,8 +117,11 @@ impl Context {
             .await?;
         out.shard_iterator.ok_or_else(|| Failure {
             fault: Fault::Invalid,
-            error: Error::new(ErrorKind::InvalidRequest, format!("{what}: no iterator"))
-                .with_shard(shard),
+            error: Error::new(
+                ErrorKind::InvalidRequest,
+                format!("{what} returned no iterator"),
+            )
+            .with_shard(shard),
         })
     }
 
@@ -181,9 +184,8 @@ impl Context {
         start: Option<String>,
         filter: Option<ShardFilter>,
     ) -> Result<(Vec<ShardInfo>, Option<String>)> {
-        let what = format!("DescribeStream on {}", self.stream_arn);
         let out = self
-            .retrying(&what, None, || {
+            .retrying("DescribeStream", None, || {
                 let request = self
                     .client
                     .describe_stream()

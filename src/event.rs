@@ -27,7 +27,7 @@ pub enum EventKind {
     Insert,
     /// An existing item was modified (`MODIFY`), possibly to identical values.
     Modify,
-    /// The item was deleted (`REMOVE`), by a user or by TTL (see [`ChangeEvent::is_ttl_delete`]).
+    /// The item was deleted (`REMOVE`), by a user or by TTL (see [`Change::is_ttl_delete`]).
     Remove,
 }
 

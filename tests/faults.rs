@@ -8,7 +8,9 @@ mod support;
 use std::time::Duration;
 
 use dynamodb_stream::sim::{Fault, Operation, Simulator};
-use dynamodb_stream::{ChangeStream, Checkpoint, ErrorKind, StartPosition, TrimPolicy};
+use dynamodb_stream::{
+    ChangeStream, ChangeStreamBuilder, Checkpoint, ErrorKind, StartPosition, TrimPolicy,
+};
 use futures::StreamExt;
 use support::sim::*;
 
@@ -136,6 +138,41 @@ async fn bad_configuration_is_refused_by_build() {
     ];
     for b in cases {
         assert_eq!(b.build().unwrap_err().kind(), ErrorKind::Config);
+    }
+}
+
+/// Every duration setter at both extremes: refused by `build()` as a configuration error, or
+/// accepted and then working, never a panic (`Duration::MAX` once overflowed the pacer).
+#[tokio::test(start_paused = true)]
+async fn every_duration_at_its_extremes_is_refused_or_works() {
+    type Set = fn(ChangeStreamBuilder, Duration) -> ChangeStreamBuilder;
+    let setters: [(&str, Set); 6] = [
+        ("poll_interval", |b, d| b.poll_interval(d)),
+        ("max_poll_interval", |b, d| b.max_poll_interval(d)),
+        ("describe_interval", |b, d| b.describe_interval(d)),
+        ("retries base", |b, d| {
+            b.retries(3, d, Duration::from_secs(1))
+        }),
+        ("retries max", |b, d| {
+            b.retries(3, Duration::from_millis(1), d)
+        }),
+        ("retries both", |b, d| b.retries(3, d, d)),
+    ];
+    for (name, set) in setters {
+        for extreme in [Duration::ZERO, Duration::MAX] {
+            let sim = sim_with(5);
+            sim.inject(Operation::GetRecords, Fault::LimitExceeded, 1);
+            let stream = match set(builder(&sim), extreme).until_caught_up(true).build() {
+                Ok(stream) => stream,
+                Err(e) => {
+                    assert_eq!(e.kind(), ErrorKind::Config, "{name} = {extreme:?}: {e}");
+                    continue;
+                }
+            };
+            assert_ne!(extreme, Duration::MAX, "{name} = MAX was accepted");
+            let vs: Vec<u64> = drain_ok(stream).await.iter().map(|e| pk_v(e).1).collect();
+            assert_eq!(vs, (0..5).collect::<Vec<_>>(), "{name} = {extreme:?}");
+        }
     }
 }
 

@@ -54,14 +54,11 @@ async fn main() -> ExitCode {
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // One line: the error and each source that adds something.
+            // One line: the error and each of its sources.
             let mut line = e.to_string();
             let mut source = e.source();
             while let Some(cause) = source {
-                let cause_text = cause.to_string();
-                if !line.contains(&cause_text) {
-                    line = format!("{line}: {cause_text}");
-                }
+                line = format!("{line}: {cause}");
                 source = cause.source();
             }
             eprintln!("replicate: {}", line.replace('\n', " "));

@@ -1,4 +1,5 @@
-//! One event as one JSON object, in the shape `docs/tail-contract.md` fixes.
+//! One event as one JSON object, in the shape the contract fixes
+//! (`shared/docs/tail-contract.md`, beside this repository).
 
 use aws_sdk_dynamodbstreams::primitives::{DateTime, DateTimeFormat};
 use aws_sdk_dynamodbstreams::types::AttributeValue;

@@ -7,7 +7,7 @@
 //! cargo run --example tail -- --endpoint-url http://127.0.0.1:5000 --table Orders  # moto
 //! ```
 //!
-//! Its flags and output are a contract (`docs/tail-contract.md`): one JSON object per event on
+//! Its flags and output are a contract (`shared/docs/tail-contract.md`, beside this repository): one JSON object per event on
 //! stdout, diagnostics on stderr only, and a `--checkpoint` file that never runs ahead of what
 //! reached stdout. To a terminal each line is flushed as it is printed; to a pipe or a file
 //! output is buffered and flushed every 100 ms, before each checkpoint save and on exit. The
@@ -227,8 +227,7 @@ async fn aws_config(args: &Args) -> Result<SdkConfig, Failure> {
     if let Some(credentials) = config.credentials_provider()
         && let Err(e) = credentials.provide_credentials().await
     {
-        let what = format!("no AWS credentials: {e}");
-        return Err(Failure::Fatal(with_root_cause(what, &e)));
+        return Err(Failure::Fatal(format!("no AWS credentials: {}", chain(&e))));
     }
     Ok(config)
 }
@@ -239,10 +238,7 @@ async fn latest_stream_arn(config: &SdkConfig, table: &str) -> Result<String, Fa
         .table_name(table)
         .send()
         .await
-        .map_err(|e| {
-            let what = format!("cannot describe table {table}: {e}");
-            Failure::Fatal(with_root_cause(what, &e))
-        })?;
+        .map_err(|e| Failure::Fatal(format!("cannot describe table {table}: {}", chain(&e))))?;
     described
         .table()
         .and_then(|t| t.latest_stream_arn())
@@ -342,33 +338,19 @@ async fn shutdown() {
     }
 }
 
-/// One line for a stream error: what failed and its root cause, then which stream and shard.
+/// One line for a stream error: what failed (the error names its shard) and every cause
+/// below it, then which stream.
 fn stream_failure(e: &dynamodb_stream::Error, arn: &str) -> String {
-    let mut what = e.to_string();
-    let place = match e.shard_id() {
-        Some(shard) => {
-            // `Error`'s own text ends with the shard; here it goes with the stream.
-            if let Some(rest) = what.strip_suffix(&format!(" (shard {shard})")) {
-                what = rest.to_owned();
-            }
-            format!("stream {arn}, shard {shard}")
-        }
-        None => format!("stream {arn}"),
-    };
-    format!("{} ({place})", with_root_cause(what, e))
+    format!("{} (stream {arn})", chain(e))
 }
 
-/// `what`, followed by the innermost source of `e` unless `what` already says it.
-fn with_root_cause(what: String, e: &dyn std::error::Error) -> String {
-    let mut root = None;
+/// An error and each of its sources, on one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut line = e.to_string();
     let mut next = e.source();
     while let Some(source) = next {
-        root = Some(source);
+        line = format!("{line}: {source}");
         next = source.source();
     }
-    let what = match root.map(|r| r.to_string()) {
-        Some(cause) if !what.contains(&cause) => format!("{what}: {cause}"),
-        _ => what,
-    };
-    what.replace('\n', " ")
+    line.replace('\n', " ")
 }

@@ -16,6 +16,18 @@ mod positions;
 pub(crate) mod resume;
 mod text;
 
+#[cfg(test)]
+mod testing {
+    use crate::sequence::SequenceNumber;
+
+    pub(super) const ARN: &str =
+        "arn:aws:dynamodb:us-east-1:000000000000:table/t/stream/2026-11-21T00:00:00.000";
+
+    pub(super) fn seq(digits: &str) -> SequenceNumber {
+        SequenceNumber::new(digits).unwrap()
+    }
+}
+
 pub(crate) use positions::Positions;
 
 /// Where one shard stands in a [`Checkpoint`].
@@ -40,7 +52,7 @@ pub enum ShardPosition {
 /// nothing before it is delivered again, nothing after it is lost.
 ///
 /// A checkpoint is cheap to clone (reference counts: events share the bulk of it) and has a
-/// compact, checksummed text form through [`Display`](fmt::Display) and [`FromStr`], which is
+/// compact, checksummed text form through [`Display`](fmt::Display) and [`FromStr`](std::str::FromStr), which is
 /// also its serde form:
 ///
 /// ```text

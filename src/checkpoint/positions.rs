@@ -97,14 +97,7 @@ impl Positions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sequence::SequenceNumber;
-
-    const ARN: &str =
-        "arn:aws:dynamodb:us-east-1:000000000000:table/t/stream/2026-11-21T00:00:00.000";
-
-    fn seq(s: &str) -> SequenceNumber {
-        SequenceNumber::new(s).unwrap()
-    }
+    use crate::checkpoint::testing::{ARN, seq};
 
     #[test]
     fn head_overrides_base() {

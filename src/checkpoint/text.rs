@@ -213,14 +213,8 @@ fn unescape(text: &str) -> Option<String> {
 mod tests {
     use super::*;
     use crate::checkpoint::Positions;
+    use crate::checkpoint::testing::{ARN, seq};
     use proptest::prelude::*;
-
-    const ARN: &str =
-        "arn:aws:dynamodb:us-east-1:000000000000:table/t/stream/2026-11-21T00:00:00.000";
-
-    fn seq(s: &str) -> SequenceNumber {
-        SequenceNumber::new(s).unwrap()
-    }
 
     fn sample() -> Checkpoint {
         let mut p = Positions::new(ARN.into(), imbl::HashMap::new(), None);

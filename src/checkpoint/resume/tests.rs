@@ -6,10 +6,10 @@ use proptest::prelude::*;
 
 use super::*;
 
-const ARN: &str = "arn:aws:dynamodb:us-east-1:000000000000:table/t/stream/2026-11-21T00:00:00.000";
+use crate::checkpoint::testing::ARN;
 
 fn seq(n: u64) -> SequenceNumber {
-    SequenceNumber::new(&format!("{:021}", n)).unwrap()
+    crate::checkpoint::testing::seq(&format!("{n:021}"))
 }
 
 fn shard(id: &str, parent: Option<&str>, closed: bool) -> ShardInfo {

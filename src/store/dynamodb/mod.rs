@@ -2,17 +2,15 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
-use aws_sdk_dynamodb::operation::create_table::CreateTableError;
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue,
-    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use tokio::sync::Mutex;
+
+mod table;
 
 use super::{CheckpointStore, mismatch, parse};
 use crate::checkpoint::Checkpoint;
@@ -145,57 +143,7 @@ impl DynamoDbStore {
     /// [`ErrorKind::Store`] when the table cannot be created, or is not active within five
     /// minutes.
     pub async fn create_table(&self) -> Result<()> {
-        let fail = |what: &str, e: Option<Box<dyn std::error::Error + Send + Sync>>| {
-            let err = Error::new(
-                ErrorKind::Store,
-                format!("DynamoDB table {}: cannot {what}", self.table),
-            );
-            match e {
-                Some(e) => err.with_source(e),
-                None => err,
-            }
-        };
-        let key = AttributeDefinition::builder()
-            .attribute_name(KEY)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .map_err(|e| fail("describe its key", Some(e.into())))?;
-        let schema = KeySchemaElement::builder()
-            .attribute_name(KEY)
-            .key_type(KeyType::Hash)
-            .build()
-            .map_err(|e| fail("describe its key", Some(e.into())))?;
-        let created = self
-            .client
-            .create_table()
-            .table_name(&self.table)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(key)
-            .key_schema(schema)
-            .send()
-            .await;
-        match created {
-            Ok(_) => {}
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), CreateTableError::ResourceInUseException(_)) => {}
-            Err(e) => {
-                return Err(self.sdk_error("create it", None, e));
-            }
-        }
-        for _ in 0..300 {
-            let described = self
-                .client
-                .describe_table()
-                .table_name(&self.table)
-                .send()
-                .await
-                .map_err(|e| self.sdk_error("describe it", None, e))?;
-            if described.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-        Err(fail("see it become active within five minutes", None))
+        table::create_table(&self.client, &self.table, &[KEY]).await
     }
 
     /// Makes this store the owner of the stream's item, whoever owned it, and returns the
@@ -245,11 +193,7 @@ impl DynamoDbStore {
             Some(arn) => self.location(arn),
             None => format!("DynamoDB table {}", self.table),
         };
-        Error::new(
-            ErrorKind::Store,
-            format!("{location}: cannot {what}: {}", DisplayErrorContext(&e)),
-        )
-        .with_source(e)
+        table::sdk_error(&location, what, e)
     }
 
     /// The checkpoint an item holds, checked against the stream it is stored under.
