@@ -82,7 +82,8 @@ impl ChangeStreamBuilder {
     /// with [`CheckpointStore::load`].
     ///
     /// ```no_run
-    /// # use dynamodb_stream::{ChangeStream, FileStore, StartPosition};
+    /// # use dynamodb_stream::{ChangeStream, StartPosition};
+    /// # use dynamodb_stream::store::FileStore;
     /// # async fn run(client: aws_sdk_dynamodbstreams::Client, arn: &str) -> dynamodb_stream::Result<()> {
     /// let store = FileStore::new("orders.checkpoint");
     /// let stream = ChangeStream::builder(client, arn)

@@ -43,7 +43,8 @@ type SaveFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use dynamodb_stream::{ChangeStream, Committer, FileStore};
+/// use dynamodb_stream::{ChangeStream, Committer};
+/// use dynamodb_stream::store::FileStore;
 /// use futures::StreamExt;
 ///
 /// # async fn process(_: &dynamodb_stream::ChangeEvent) {}
@@ -103,7 +104,7 @@ where
     /// Wraps `stream`, saving to `store`. Defaults: every 1000 acknowledgements or 5 seconds.
     ///
     /// To keep using the store elsewhere, pass an `Arc` of it (or a clone, for stores whose
-    /// clones share state, like [`MemoryStore`](crate::MemoryStore)).
+    /// clones share state, like [`MemoryStore`](crate::store::MemoryStore)).
     pub fn new(stream: S, store: C) -> Self {
         Self {
             stream: Box::pin(stream),

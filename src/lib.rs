@@ -24,7 +24,7 @@ mod commit;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod sim;
-mod store;
+pub mod store;
 
 pub use builder::ChangeStreamBuilder;
 pub use checkpoint::{Checkpoint, ShardPosition};
@@ -34,8 +34,5 @@ pub use error::{Error, ErrorKind, Result};
 pub use event::{Change, ChangeEvent, EventKind, Item};
 pub use futures::Stream;
 pub use sequence::SequenceNumber;
-#[cfg(feature = "dynamodb-store")]
-#[cfg_attr(docsrs, doc(cfg(feature = "dynamodb-store")))]
-pub use store::DynamoDbStore;
-pub use store::{CheckpointStore, FileStore, MemoryStore};
+pub use store::CheckpointStore;
 pub use stream::ChangeStream;

@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dynamodb_stream::sim::{AttributeValue, Simulator};
+use dynamodb_stream::store::{FileStore, MemoryStore};
 use dynamodb_stream::{
-    ChangeEvent, ChangeStream, Checkpoint, CheckpointStore, Committer, Error, ErrorKind, FileStore,
-    MemoryStore, Result,
+    ChangeEvent, ChangeStream, Checkpoint, CheckpointStore, Committer, Error, ErrorKind, Result,
 };
 use futures::StreamExt;
 use support::sim::{builder, resumed};

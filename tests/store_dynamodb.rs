@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue as Av;
 use dynamodb_stream::sim::{AttributeValue, Simulator};
+use dynamodb_stream::store::DynamoDbStore;
 use dynamodb_stream::{
-    ChangeStream, Checkpoint, CheckpointStore, Committer, DynamoDbStore, ErrorKind, StartPosition,
+    ChangeStream, Checkpoint, CheckpointStore, Committer, ErrorKind, StartPosition,
 };
 use futures::StreamExt;
 use support::moto::Moto;

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dynamodb_stream::{Checkpoint, CheckpointStore, ErrorKind, FileStore, ShardPosition};
+use dynamodb_stream::store::FileStore;
+use dynamodb_stream::{Checkpoint, CheckpointStore, ErrorKind, ShardPosition};
 
 const ARN: &str =
     "arn:aws:dynamodb:us-east-1:000000000000:table/orders/stream/2026-11-21T00:00:00.000";

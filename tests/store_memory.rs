@@ -8,8 +8,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use dynamodb_stream::sim::Simulator;
+use dynamodb_stream::store::MemoryStore;
 use dynamodb_stream::{
-    ChangeStream, Checkpoint, CheckpointStore, Error, ErrorKind, MemoryStore, Result, StartPosition,
+    ChangeStream, Checkpoint, CheckpointStore, Error, ErrorKind, Result, StartPosition,
 };
 use futures::StreamExt;
 use support::sim::{item, resumed};

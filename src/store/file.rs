@@ -43,7 +43,8 @@ use crate::error::{Error, ErrorKind, Result};
 /// # Recipe
 /// ```no_run
 /// use std::time::Duration;
-/// use dynamodb_stream::{ChangeStream, Committer, FileStore, StartPosition};
+/// use dynamodb_stream::{ChangeStream, Committer, StartPosition};
+/// use dynamodb_stream::store::FileStore;
 /// use futures::StreamExt;
 ///
 /// # async fn run(client: aws_sdk_dynamodbstreams::Client, arn: &str) -> dynamodb_stream::Result<()> {

@@ -15,7 +15,8 @@ use crate::error::Result;
 ///
 /// # Recipe
 /// ```no_run
-/// use dynamodb_stream::{ChangeStream, Committer, MemoryStore};
+/// use dynamodb_stream::{ChangeStream, Committer};
+/// use dynamodb_stream::store::MemoryStore;
 /// use futures::StreamExt;
 ///
 /// # async fn run(client: aws_sdk_dynamodbstreams::Client, arn: &str) -> dynamodb_stream::Result<()> {

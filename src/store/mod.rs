@@ -20,6 +20,7 @@ mod file;
 mod memory;
 
 #[cfg(feature = "dynamodb-store")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dynamodb-store")))]
 pub use dynamodb::DynamoDbStore;
 pub use file::FileStore;
 pub use memory::MemoryStore;

@@ -57,7 +57,8 @@ const UPDATED_AT: &str = "updated_at";
 /// # Recipe
 /// ```no_run
 /// use std::time::Duration;
-/// use dynamodb_stream::{ChangeStream, Committer, DynamoDbStore, ErrorKind};
+/// use dynamodb_stream::{ChangeStream, Committer, ErrorKind};
+/// use dynamodb_stream::store::DynamoDbStore;
 /// use futures::StreamExt;
 ///
 /// # async fn run(
