@@ -61,7 +61,7 @@ impl fmt::Display for EventKind {
 pub struct Change {
     kind: EventKind,
     event_id: String,
-    shard_id: Arc<str>,
+    origin: Arc<Origin>,
     sequence_number: SequenceNumber,
     keys: Item,
     new_image: Option<Item>,
@@ -73,12 +73,33 @@ pub struct Change {
     aws_region: Option<String>,
 }
 
+/// Where records come from: their stream, and their shard when the source names it (a
+/// Lambda event does not). Shared by the records of one shard.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Origin {
+    pub(crate) stream_arn: Arc<str>,
+    pub(crate) shard_id: Option<Arc<str>>,
+}
+
+impl Origin {
+    pub(crate) fn new(stream_arn: Arc<str>, shard_id: Option<Arc<str>>) -> Arc<Self> {
+        Arc::new(Self {
+            stream_arn,
+            shard_id,
+        })
+    }
+}
+
 impl Change {
     /// Takes an SDK record apart. A record with no sequence number or an unknown event name
     /// cannot be placed in the stream: that is an error, never a silent skip.
-    pub(crate) fn from_record(shard_id: &Arc<str>, record: Record) -> Result<Self> {
+    pub(crate) fn from_record(origin: &Arc<Origin>, record: Record) -> Result<Self> {
         let malformed = |why: String| {
-            Error::new(ErrorKind::MalformedRecord, why).with_shard(shard_id.to_string())
+            let error = Error::new(ErrorKind::MalformedRecord, why);
+            match &origin.shard_id {
+                Some(shard) => error.with_shard(shard.to_string()),
+                None => error,
+            }
         };
         let event_id = record.event_id.unwrap_or_default();
         let stream = record
@@ -103,7 +124,7 @@ impl Change {
         Ok(Self {
             kind,
             event_id,
-            shard_id: shard_id.clone(),
+            origin: origin.clone(),
             sequence_number,
             keys: stream.keys.unwrap_or_default(),
             new_image: stream.new_image,
@@ -119,12 +140,12 @@ impl Change {
     /// Takes a page of SDK records apart, up to the first that cannot be placed in the stream
     /// (returned beside them).
     pub(crate) fn from_records(
-        shard_id: &Arc<str>,
+        origin: &Arc<Origin>,
         records: Vec<Record>,
     ) -> (Vec<Self>, Option<Error>) {
         let mut changes = Vec::with_capacity(records.len());
         for record in records {
-            match Self::from_record(shard_id, record) {
+            match Self::from_record(origin, record) {
                 Ok(change) => changes.push(change),
                 Err(e) => return (changes, Some(e)),
             }
@@ -152,9 +173,16 @@ impl Change {
         &self.event_id
     }
 
-    /// The shard the record was read from.
-    pub fn shard_id(&self) -> &str {
-        &self.shard_id
+    /// The shard the record was read from, when its source says: always for the events of a
+    /// [`ChangeStream`](crate::ChangeStream) (see [`ChangeEvent::shard_id`]), never for the
+    /// records of a Lambda event, which do not name their shard.
+    pub fn shard_id(&self) -> Option<&str> {
+        self.origin.shard_id.as_deref()
+    }
+
+    /// The stream the record belongs to (a Lambda record's `eventSourceARN`).
+    pub fn stream_arn(&self) -> &str {
+        &self.origin.stream_arn
     }
 
     /// The record's position in its shard.
@@ -211,12 +239,15 @@ impl Change {
 
     fn decode<T: DeserializeOwned>(&self, item: &Item, what: &str) -> Result<T> {
         serde_dynamo::from_item(item.clone()).map_err(|e| {
-            Error::new(
+            let error = Error::new(
                 ErrorKind::Decode,
                 format!("cannot decode the {what} of event {}", self.event_id),
             )
-            .with_shard(self.shard_id.to_string())
-            .with_source(e)
+            .with_source(e);
+            match self.shard_id() {
+                Some(shard) => error.with_shard(shard),
+                None => error,
+            }
         })
     }
 
@@ -265,7 +296,7 @@ impl fmt::Debug for Change {
         f.debug_struct("Change")
             .field("kind", &self.kind)
             .field("event_id", &self.event_id)
-            .field("shard_id", &self.shard_id)
+            .field("shard_id", &self.shard_id())
             .field("sequence_number", &self.sequence_number)
             .field("keys", &self.keys)
             .finish_non_exhaustive()
@@ -292,6 +323,13 @@ impl ChangeEvent {
             checkpoint,
             gap,
         }
+    }
+
+    /// The shard the event was read from. (A [`Change`] in general may not know its shard:
+    /// [`Change::shard_id`] is an `Option`; an event of a stream always does.)
+    pub fn shard_id(&self) -> &str {
+        // Every page of a stream is read from one named shard.
+        self.change.shard_id().unwrap_or_default()
     }
 
     /// The change itself.

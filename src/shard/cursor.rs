@@ -13,7 +13,7 @@ use crate::api::Failure;
 use crate::checkpoint::resume::ShardStart;
 use crate::config::Options;
 use crate::error::Error;
-use crate::event::Change;
+use crate::event::{Change, Origin};
 use crate::retry::{Fault, idle_delay};
 use crate::sequence::SequenceNumber;
 use crate::status::Gap;
@@ -72,6 +72,8 @@ struct Rules {
 #[derive(Debug)]
 pub(crate) struct Cursor {
     shard: Arc<str>,
+    /// The stream and shard, shared by every record read.
+    origin: Arc<Origin>,
     start: ShardStart,
     /// The last sequence number read from the shard (delivered or filtered out): where a new
     /// iterator starts after an expiry.
@@ -92,7 +94,12 @@ pub(crate) struct Cursor {
 }
 
 impl Cursor {
-    pub(crate) fn new(shard: Arc<str>, start: ShardStart, options: &Options) -> Self {
+    pub(crate) fn new(
+        stream_arn: &Arc<str>,
+        shard: Arc<str>,
+        start: ShardStart,
+        options: &Options,
+    ) -> Self {
         let last_read = match &start {
             ShardStart::After(seq) => Some(seq.clone()),
             _ => None,
@@ -102,6 +109,7 @@ impl Cursor {
             _ => None,
         };
         Self {
+            origin: Origin::new(stream_arn.clone(), Some(shard.clone())),
             shard,
             start,
             last_read,
@@ -124,6 +132,11 @@ impl Cursor {
 
     pub(crate) fn shard(&self) -> &Arc<str> {
         &self.shard
+    }
+
+    /// Where the shard's records come from.
+    pub(crate) fn origin(&self) -> &Arc<Origin> {
+        &self.origin
     }
 
     /// The iterator for the next `GetRecords`, if the last page gave one.

@@ -27,7 +27,7 @@ pub(crate) type ShardReader = std::pin::Pin<Box<dyn Stream<Item = Result<Page>> 
 pub(crate) fn read_shard(ctx: Arc<Context>, shard: Arc<str>, start: ShardStart) -> ShardReader {
     Box::pin(async_stream::stream! {
         tracing::info!(shard = %shard, ?start, "shard started");
-        let mut cursor = Cursor::new(shard, start, &ctx.options);
+        let mut cursor = Cursor::new(&ctx.stream_arn, shard, start, &ctx.options);
         loop {
             let Step { page, then } = call(&ctx, &mut cursor).await;
             if let Some(page) = page {
@@ -62,7 +62,7 @@ async fn call(ctx: &Context, cursor: &mut Cursor) -> Step {
     match ctx.get_records(cursor.shard(), &iterator).await {
         Ok(out) => {
             let records = out.records.unwrap_or_default();
-            let (changes, malformed) = Change::from_records(cursor.shard(), records);
+            let (changes, malformed) = Change::from_records(cursor.origin(), records);
             cursor.on_page(changes, malformed, out.next_shard_iterator)
         }
         Err(failure) => cursor.on_failure(failure),

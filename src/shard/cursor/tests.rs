@@ -1,3 +1,4 @@
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodbstreams::primitives::DateTime;
@@ -14,8 +15,14 @@ fn options() -> Options {
     Options::default()
 }
 
+const ARN: &str = "arn:aws:dynamodb:us-east-1:000000000000:table/t/stream/2026-11-21T00:00:00.000";
+
 fn cursor(start: ShardStart) -> Cursor {
-    Cursor::new("shard-1".into(), start, &options())
+    Cursor::new(&ARN.into(), "shard-1".into(), start, &options())
+}
+
+fn origin() -> Arc<Origin> {
+    Origin::new(ARN.into(), Some("shard-1".into()))
 }
 
 /// A record of the shard with sequence number `n`, created at `created` (epoch seconds).
@@ -31,11 +38,11 @@ fn change(n: u64, created: i64) -> Result<Change> {
                 .build(),
         )
         .build();
-    Change::from_record(&"shard-1".into(), record)
+    Change::from_record(&origin(), record)
 }
 
 fn malformed() -> Result<Change> {
-    Change::from_record(&"shard-1".into(), Record::builder().event_id("bad").build())
+    Change::from_record(&origin(), Record::builder().event_id("bad").build())
 }
 
 /// A page's records as the reader hands them over: the good ones up to the first malformed.
@@ -177,7 +184,12 @@ fn catch_up_ends_an_open_shard_after_three_empty_pages() {
         catch_up: true,
         ..Options::default()
     };
-    let mut c = Cursor::new("shard-1".into(), ShardStart::TrimHorizon, &options);
+    let mut c = Cursor::new(
+        &ARN.into(),
+        "shard-1".into(),
+        ShardStart::TrimHorizon,
+        &options,
+    );
     for _ in 0..2 {
         let step = c.on_page_of(page(vec![]), Some("next".into()));
         assert!(matches!(step.then, Then::Sleep(d) if d == Duration::from_millis(50)));
@@ -232,7 +244,12 @@ fn trimmed_data_under_the_skip_policy_goes_on_and_reports_the_gap_once() {
         trim_policy: crate::config::TrimPolicy::SkipToTrimHorizon,
         ..Options::default()
     };
-    let mut c = Cursor::new("shard-1".into(), ShardStart::After(seq(9)), &options);
+    let mut c = Cursor::new(
+        &ARN.into(),
+        "shard-1".into(),
+        ShardStart::After(seq(9)),
+        &options,
+    );
     assert!(matches!(
         c.on_failure(failure(Fault::Trimmed)).then,
         Then::ReadOn
