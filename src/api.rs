@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use crate::config::Options;
 use crate::error::{Error, ErrorKind, Result};
 use crate::lineage::ShardInfo;
-use crate::retry::{Fault, classify, to_error};
+use crate::retry::{Fault, RetryPolicy, classify, to_error};
 use crate::sequence::SequenceNumber;
 
 /// The service's page size cap for `DescribeStream`.
@@ -54,8 +54,8 @@ impl Context {
         }
     }
 
-    /// Sends a request until it succeeds, fails for good, or the transient faults
-    /// (throttling, 5xx, transport) have used up the retry budget, backing off with jitter.
+    /// Sends an SDK request through [`with_retries`], turning its errors into [`Failure`]s
+    /// that name the call, the stream and the shard.
     async fn retrying<T, E, Fut>(
         &self,
         what: &str,
@@ -66,30 +66,24 @@ impl Context {
         Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        let retry = &self.options.retry;
-        let mut attempt = 0;
-        loop {
-            let err = match send().await {
-                Ok(out) => return Ok(out),
-                Err(err) => err,
-            };
-            let fault = classify(&err);
-            if fault.is_transient() && attempt < retry.max_retries {
-                let delay = retry.delay(attempt, fastrand::f64());
-                tracing::warn!(stream = %self.stream_arn, shard, ?fault, attempt, ?delay, "{what} failed; retrying");
-                attempt += 1;
-                tokio::time::sleep(delay).await;
-                continue;
+        let label = format!("{what} on {}", self.stream_arn);
+        with_retries(&self.options.retry, &label, shard, || {
+            let call = send();
+            async {
+                call.await.map_err(|err| {
+                    let fault = classify(&err);
+                    let error = to_error(fault, &label, err);
+                    Failure {
+                        fault,
+                        error: match shard {
+                            Some(shard) => error.with_shard(shard),
+                            None => error,
+                        },
+                    }
+                })
             }
-            let error = to_error(fault, &format!("{what} on {}", self.stream_arn), err);
-            return Err(Failure {
-                fault,
-                error: match shard {
-                    Some(shard) => error.with_shard(shard),
-                    None => error,
-                },
-            });
-        }
+        })
+        .await
     }
 
     /// A shard iterator of `kind` (at or after `seq` for the sequence-number kinds).
@@ -219,6 +213,34 @@ impl Context {
             })
             .collect();
         Ok((shards, desc.last_evaluated_shard_id))
+    }
+}
+
+/// Makes a call until it succeeds, fails for good, or its transient faults (throttling, 5xx,
+/// transport) have used up `retry`'s budget, backing off with jitter: the one retry loop of the
+/// crate, for the service's calls and the lease table's.
+pub(crate) async fn with_retries<T, Fut>(
+    retry: &RetryPolicy,
+    what: &str,
+    shard: Option<&str>,
+    mut call: impl FnMut() -> Fut,
+) -> Result<T, Failure>
+where
+    Fut: Future<Output = Result<T, Failure>>,
+{
+    let mut attempt = 0;
+    loop {
+        let failure = match call().await {
+            Ok(out) => return Ok(out),
+            Err(failure) => failure,
+        };
+        if !failure.fault.is_transient() || attempt >= retry.max_retries {
+            return Err(failure);
+        }
+        let delay = retry.delay(attempt, fastrand::f64());
+        tracing::warn!(shard, fault = ?failure.fault, attempt, ?delay, "{what} failed; retrying");
+        attempt += 1;
+        tokio::time::sleep(delay).await;
     }
 }
 

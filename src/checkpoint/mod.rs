@@ -59,7 +59,8 @@ pub enum ShardPosition {
 /// ddbs1;<stream ARN>;*=t<epoch seconds>;<shard>=s<sequence number>;<shard>=f;c<crc32>
 /// ```
 /// (`s`: read up to that record, `f`: finished; `*=t`: the consumer started at `LATEST` at
-/// that time, which holds for every shard not listed).
+/// that time, which holds for every shard not listed; a stream that shares its shards through
+/// a lease table lists only the shards it holds, each with its lease epoch: `=s<seq>@<epoch>`).
 ///
 /// The text never holds whitespace, quotes, backslashes or control characters (names that
 /// contain them are percent-escaped), so it goes into JSON, a header or a command line as it
@@ -79,6 +80,9 @@ pub(crate) struct Snapshot {
     /// The position of every shard not in `positions`: `LatestSince` for a consumer that
     /// started at `LATEST`, `None` (the trim horizon) otherwise.
     unlisted: Option<ShardPosition>,
+    /// The lease epoch each shard was read under, for a stream that shares its shards through
+    /// a lease table (empty otherwise): every save of a position is fenced by it.
+    epochs: imbl::HashMap<Arc<str>, u64>,
     /// The text form of `positions` (without checksum), made once when a checkpoint is first
     /// written out: the events of one page share the snapshot, and each splices in only its
     /// own shard.
@@ -90,11 +94,13 @@ impl Snapshot {
         stream_arn: Arc<str>,
         positions: imbl::HashMap<Arc<str>, ShardPosition>,
         unlisted: Option<ShardPosition>,
+        epochs: imbl::HashMap<Arc<str>, u64>,
     ) -> Self {
         Self {
             stream_arn,
             positions,
             unlisted,
+            epochs,
             text: OnceLock::new(),
         }
     }
@@ -134,6 +140,12 @@ impl Checkpoint {
         self.base.unlisted.as_ref()
     }
 
+    /// The lease epoch `shard_id` was read under, for a stream that shares its shards through
+    /// a lease table; `None` otherwise.
+    pub fn epoch(&self, shard_id: &str) -> Option<u64> {
+        self.base.epochs.get(shard_id).copied()
+    }
+
     /// The position of every shard the checkpoint lists, ordered by shard id (see
     /// [`position`](Self::position) for the others).
     pub fn positions(&self) -> BTreeMap<&str, &ShardPosition> {
@@ -163,6 +175,7 @@ impl PartialEq for Checkpoint {
         self.stream_arn() == other.stream_arn()
             && self.unlisted() == other.unlisted()
             && self.positions() == other.positions()
+            && self.base.epochs == other.base.epochs
     }
 }
 

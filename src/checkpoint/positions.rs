@@ -14,6 +14,8 @@ pub(crate) struct Positions {
     stream_arn: Arc<str>,
     map: imbl::HashMap<Arc<str>, ShardPosition>,
     unlisted: Option<ShardPosition>,
+    /// Lease epochs of the shards held through a lease table.
+    epochs: imbl::HashMap<Arc<str>, u64>,
     snapshot: Option<Arc<Snapshot>>,
 }
 
@@ -27,6 +29,7 @@ impl Positions {
             stream_arn,
             map,
             unlisted,
+            epochs: imbl::HashMap::new(),
             snapshot: None,
         }
     }
@@ -68,9 +71,20 @@ impl Positions {
     }
 
     pub(crate) fn remove(&mut self, shard: &str) {
-        if self.map.remove(shard).is_some() {
+        let epoch = self.epochs.remove(shard);
+        if self.map.remove(shard).is_some() || epoch.is_some() {
             self.snapshot = None;
         }
+    }
+
+    /// Starts reading `shard` under lease `epoch`, from `position` (`None`: the trim horizon).
+    pub(crate) fn lease(&mut self, shard: Arc<str>, epoch: u64, position: Option<ShardPosition>) {
+        self.epochs.insert(shard.clone(), epoch);
+        match position {
+            Some(position) => self.map.insert(shard, position),
+            None => self.map.remove(&shard),
+        };
+        self.snapshot = None;
     }
 
     /// The current positions, shared until the next change.
@@ -81,6 +95,7 @@ impl Positions {
                     self.stream_arn.clone(),
                     self.map.clone(),
                     self.unlisted.clone(),
+                    self.epochs.clone(),
                 ))
             })
             .clone()

@@ -36,7 +36,7 @@ impl Snapshot {
                 .into_iter()
                 .map(|(id, pos)| {
                     let at = text.len();
-                    push_entry(&mut text, id, pos);
+                    push_entry(&mut text, id, pos, self.epochs.get(id).copied());
                     (id.clone(), at)
                 })
                 .collect();
@@ -62,7 +62,7 @@ impl fmt::Display for Checkpoint {
                     _ => start,
                 };
                 let mut head = String::with_capacity(id.len() + 48);
-                push_entry(&mut head, id, pos);
+                push_entry(&mut head, id, pos, self.base.epochs.get(id).copied());
                 (&text[..start], head, &text[end..])
             }
         };
@@ -75,11 +75,15 @@ impl fmt::Display for Checkpoint {
     }
 }
 
-fn push_entry(text: &mut String, id: &str, pos: &ShardPosition) {
+fn push_entry(text: &mut String, id: &str, pos: &ShardPosition, epoch: Option<u64>) {
     text.push(';');
     escape_into(text, id);
     text.push('=');
     push_position(text, pos);
+    if let Some(epoch) = epoch {
+        // Writing to a String cannot fail.
+        let _ = write!(text, "@{epoch}");
+    }
 }
 
 fn push_position(text: &mut String, pos: &ShardPosition) {
@@ -126,6 +130,7 @@ impl FromStr for Checkpoint {
             .filter(|arn| !arn.is_empty())
             .ok_or_else(|| invalid("the checkpoint names no stream"))?;
         let mut positions = imbl::HashMap::new();
+        let mut epochs = imbl::HashMap::new();
         let mut unlisted = None;
         for field in fields {
             let (id, pos) = field
@@ -142,11 +147,22 @@ impl FromStr for Checkpoint {
             let id = unescape(id)
                 .filter(|id| !id.is_empty())
                 .ok_or_else(|| invalid("a shard entry has a bad shard id"))?;
+            let (pos, epoch) = match pos.split_once('@') {
+                Some((pos, epoch)) => (pos, Some(epoch)),
+                None => (pos, None),
+            };
             let pos = parse_position(pos).ok_or_else(|| invalid("a shard position is invalid"))?;
-            positions.insert(Arc::from(id), pos);
+            let id: Arc<str> = Arc::from(id);
+            if let Some(epoch) = epoch {
+                let epoch = epoch
+                    .parse()
+                    .map_err(|_| invalid("a shard's lease epoch is invalid"))?;
+                epochs.insert(id.clone(), epoch);
+            }
+            positions.insert(id, pos);
         }
         Ok(Self {
-            base: Arc::new(Snapshot::new(Arc::from(arn), positions, unlisted)),
+            base: Arc::new(Snapshot::new(Arc::from(arn), positions, unlisted, epochs)),
             head: None,
         })
     }
@@ -294,6 +310,33 @@ mod tests {
     }
 
     #[test]
+    fn lease_epochs_round_trip_and_are_checked() {
+        let mut p = Positions::new(ARN.into(), imbl::HashMap::new(), None);
+        p.lease(
+            "held".into(),
+            7,
+            Some(ShardPosition::After(seq("1234567890123456789012"))),
+        );
+        p.lease("fresh".into(), 3, None);
+        let cp = Checkpoint::new(p.snapshot(), "fresh".into(), ShardPosition::Finished);
+        let text = cp.to_string();
+        assert!(text.contains(";held=s1234567890123456789012@7;"), "{text}");
+        assert!(text.contains(";fresh=f@3;"), "{text}");
+        let back: Checkpoint = text.parse().unwrap();
+        assert_eq!(back, cp);
+        assert_eq!(
+            (back.epoch("held"), back.epoch("fresh")),
+            (Some(7), Some(3))
+        );
+        assert_eq!(back.epoch("other"), None);
+        // A bad epoch is refused, once the checksum is made to match.
+        let body = text[..text.rfind(";c").unwrap()].replace("@7", "@x");
+        let forged = format!("{body};c{:08x}", crc32fast::hash(body.as_bytes()));
+        let err = forged.parse::<Checkpoint>().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidCheckpoint);
+    }
+
+    #[test]
     fn escapes_separators_in_names() {
         let mut p = Positions::new("arn;with=odd%chars".into(), imbl::HashMap::new(), None);
         p.set("id;=%*".into(), ShardPosition::Finished);
@@ -308,10 +351,7 @@ mod tests {
         let mut text = String::from(VERSION_PREFIX);
         escape_into(&mut text, cp.stream_arn());
         for (id, pos) in cp.positions() {
-            text.push(';');
-            escape_into(&mut text, id);
-            text.push('=');
-            push_position(&mut text, pos);
+            push_entry(&mut text, id, pos, cp.epoch(id));
         }
         let crc = crc32fast::hash(text.as_bytes());
         format!("{text};c{crc:08x}")
