@@ -32,6 +32,8 @@ impl ChangeStream {
             start: StartPosition::default(),
             checkpoint: None,
             options: Options::default(),
+            #[cfg(feature = "dynamodb-store")]
+            lease: None,
         }
     }
 
@@ -55,6 +57,8 @@ pub struct ChangeStreamBuilder {
     start: StartPosition,
     checkpoint: Option<Checkpoint>,
     options: Options,
+    #[cfg(feature = "dynamodb-store")]
+    lease: Option<crate::lease::LeaseTable>,
 }
 
 impl ChangeStreamBuilder {
@@ -174,6 +178,21 @@ impl ChangeStreamBuilder {
         self
     }
 
+    /// Shares the stream with every other process (and consumer) that uses the same lease
+    /// table and group: this stream yields the events of the shards its process holds, and
+    /// saving its checkpoints through the table (a [`Committer`](crate::Committer) over it)
+    /// writes each shard's position there, fenced by the lease it was read under. The start
+    /// position applies when the group first sees the stream; positions come from the table
+    /// after that. Not combined with [`resume_from`](Self::resume_from) (import a checkpoint
+    /// with [`LeaseTable::seed`](crate::lease::LeaseTable::seed)) nor with
+    /// [`until_caught_up`](Self::until_caught_up). Feature `dynamodb-store`. Default is none.
+    #[cfg(feature = "dynamodb-store")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "dynamodb-store")))]
+    pub fn lease(mut self, table: crate::lease::LeaseTable) -> Self {
+        self.lease = Some(table);
+        self
+    }
+
     /// Checks the configuration and creates the stream. No request is sent until it is polled.
     ///
     /// # Errors
@@ -199,6 +218,19 @@ impl ChangeStreamBuilder {
             ));
         }
         let stream_arn: Arc<str> = Arc::from(self.stream_arn.as_str());
+        #[cfg(feature = "dynamodb-store")]
+        if let Some(table) = self.lease {
+            if self.checkpoint.is_some() {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    "a stream shared through a lease table resumes from the table: resume_from does not apply (import a checkpoint with LeaseTable::seed)",
+                ));
+            }
+            let positions = Positions::new(stream_arn.clone(), imbl::HashMap::new(), None);
+            let ctx = Arc::new(Context::new(self.client, stream_arn.clone(), self.options));
+            let merge = Merge::leased(ctx, positions, table, self.start)?;
+            return Ok(ChangeStream::new(merge, stream_arn));
+        }
         let fresh_latest = self.checkpoint.is_none() && self.start == StartPosition::Latest;
         let positions = match &self.checkpoint {
             Some(cp) => Positions::new(stream_arn.clone(), cp.to_map(), cp.unlisted().cloned()),

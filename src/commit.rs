@@ -32,7 +32,8 @@ type SaveFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 /// When the committer is polled for the next event and either [`every`](Self::every)
 /// acknowledgements have accumulated since the last save, or the oldest unsaved one is
 /// [`interval`](Self::interval) old (on tokio's clock; this also fires while the stream is
-/// idle and being polled). The save completes before the next event is returned. When the
+/// idle and being polled), or an acknowledged event was its shard's last (the shard's
+/// children wait for that save). The save completes before the next event is returned. When the
 /// inner stream ends, the last acknowledged position is saved before the end is returned.
 ///
 /// A failed save is returned as an `Err` item; the position stays unsaved and is tried
@@ -89,6 +90,8 @@ struct Saver<C> {
     pending: Option<Checkpoint>,
     /// Acknowledgements since the last save started.
     acks: u64,
+    /// An acknowledged event was the last of its shard: save at the next poll.
+    finishes: bool,
     /// When the oldest unsaved acknowledgement was made.
     since: Option<Instant>,
     in_flight: Option<(Checkpoint, SaveFuture)>,
@@ -114,6 +117,7 @@ where
                 interval: Duration::from_secs(5),
                 pending: None,
                 acks: 0,
+                finishes: false,
                 since: None,
                 in_flight: None,
                 saved: None,
@@ -147,6 +151,9 @@ where
     /// ([`ChangeEvent::into_checkpoint`]).
     pub fn ack_checkpoint(&mut self, checkpoint: Checkpoint) {
         let saver = &mut self.saver;
+        // A shard's last event: its children (read by this process or, through a lease
+        // table, by another) wait for this save, so it is due at once.
+        saver.finishes |= checkpoint.head_finished();
         saver.pending = Some(checkpoint);
         saver.acks = saver.acks.saturating_add(1);
         if saver.since.is_none() {
@@ -180,17 +187,20 @@ where
 
     /// Stops reading (the inner stream is dropped: pages in flight are discarded, which loses
     /// nothing, since only acknowledged positions are saved), saves the last acknowledged
-    /// position, and returns the last saved checkpoint (`None` if nothing was ever saved).
+    /// position, closes the store ([`CheckpointStore::close`]: a lease table hands its shards
+    /// over), and returns the last saved checkpoint (`None` if nothing was ever saved).
     ///
     /// # Errors
     /// The store's error when the final save fails: the position of the last save before it
-    /// stays in the store.
+    /// stays in the store (and a lease table keeps its shards until their lease runs out).
     pub async fn close(self) -> Result<Option<Checkpoint>> {
         let Self {
             stream, mut saver, ..
         } = self;
         drop(stream);
-        saver.flush().await
+        let saved = saver.flush().await?;
+        saver.store.close().await?;
+        Ok(saved)
     }
 }
 
@@ -210,7 +220,8 @@ impl<C: CheckpointStore + 'static> Saver<C> {
 
     fn due(&self) -> bool {
         self.pending.is_some()
-            && ((self.every > 0 && self.acks >= self.every)
+            && (self.finishes
+                || (self.every > 0 && self.acks >= self.every)
                 || self.deadline().is_some_and(|at| Instant::now() >= at))
     }
 
@@ -227,6 +238,7 @@ impl<C: CheckpointStore + 'static> Saver<C> {
             return;
         };
         self.acks = 0;
+        self.finishes = false;
         self.since = None;
         let store = self.store.clone();
         let to_save = checkpoint.clone();

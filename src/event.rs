@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use crate::checkpoint::Checkpoint;
 use crate::error::{Error, ErrorKind, Result};
 use crate::sequence::SequenceNumber;
-use crate::status::Gap;
+use crate::status::{Gap, LeaseToken};
 
 /// A DynamoDB item or key: attribute names to values.
 pub type Item = HashMap<String, AttributeValue>;
@@ -314,15 +314,30 @@ pub struct ChangeEvent {
     change: Change,
     checkpoint: Checkpoint,
     gap: Option<Arc<Gap>>,
+    lease: Option<Arc<LeaseToken>>,
 }
 
 impl ChangeEvent {
-    pub(crate) fn new(change: Change, checkpoint: Checkpoint, gap: Option<Arc<Gap>>) -> Self {
+    pub(crate) fn new(
+        change: Change,
+        checkpoint: Checkpoint,
+        gap: Option<Arc<Gap>>,
+        lease: Option<Arc<LeaseToken>>,
+    ) -> Self {
         Self {
             change,
             checkpoint,
             gap,
+            lease,
         }
+    }
+
+    /// The lease the event was read under, for a stream that shares its shards through a
+    /// lease table (`None` otherwise): a sink that keeps the largest epoch it saw per shard
+    /// and refuses writes of smaller ones cannot be overwritten by a process that lost the
+    /// shard while it was paused.
+    pub fn lease(&self) -> Option<&LeaseToken> {
+        self.lease.as_deref()
     }
 
     /// The shard the event was read from. (A [`Change`] in general may not know its shard:

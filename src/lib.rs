@@ -2,8 +2,9 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-// The pure core: no I/O, no async.
+// The pure core: no I/O, no async. (The README's Layout gives every room's dependencies.)
 mod checkpoint;
+mod config;
 mod error;
 mod event;
 mod lineage;
@@ -11,16 +12,18 @@ mod retry;
 mod sequence;
 pub mod status;
 
-// The drivers, in dependency order: each uses only the ones below it, and the core.
+// The drivers: builder -> stream -> merge -> shard -> api -> core.
 mod api;
 mod builder;
-mod config;
 mod merge;
 mod shard;
 mod stream;
 
 // The adapters at the edges.
 mod commit;
+#[cfg(feature = "dynamodb-store")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dynamodb-store")))]
+pub mod lease;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod sim;

@@ -18,6 +18,8 @@ pub struct Status {
     /// [`TrimPolicy::SkipToTrimHorizon`](crate::TrimPolicy::SkipToTrimHorizon), oldest first.
     /// Always empty under the default policy, which fails instead.
     pub gaps: Vec<Gap>,
+    /// For a stream that shares its shards through a lease table: what this process holds.
+    pub lease: Option<LeaseStatus>,
 }
 
 impl Status {
@@ -77,6 +79,61 @@ pub struct Gap {
     /// The last sequence number read from the shard before the gap; `None` when the consumer
     /// had read nothing of it (everything before the trim horizon was lost).
     pub after: Option<SequenceNumber>,
+}
+
+/// The fencing token of the lease an event was read under: which shard, which epoch (it
+/// grows with every change of holder), which process.
+///
+/// A sink that writes an event's effects elsewhere can refuse writes older than the newest
+/// epoch it has seen for the shard: then a process that was paused past its lease and wakes
+/// up cannot overwrite what the shard's next holder wrote.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LeaseToken {
+    pub(crate) shard_id: String,
+    pub(crate) epoch: u64,
+    pub(crate) owner: String,
+}
+
+impl LeaseToken {
+    /// The shard.
+    pub fn shard_id(&self) -> &str {
+        &self.shard_id
+    }
+
+    /// The lease's epoch: larger for every later holder of the shard.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The holder: `<worker id>#<incarnation>` (a restarted process is a new incarnation).
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+}
+
+/// What a process holds of a shared stream, from
+/// [`ChangeStream::status`](crate::ChangeStream::status), for a stream that shares its shards through a lease
+/// table (feature `dynamodb-store`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LeaseStatus {
+    /// This process's worker id.
+    pub worker_id: String,
+    /// The shards it holds now, ordered by id.
+    pub held: Vec<String>,
+    /// Shards it read to their end whose last position is not saved yet: their children
+    /// (read by anyone) wait for that save.
+    pub awaiting_save: Vec<String>,
+    /// Shards it took (from free leases, or from stopped processes).
+    pub taken: u64,
+    /// Shards it lost without handing them over: it was evicted (paused or cut off too
+    /// long), or a save found another holder.
+    pub lost: u64,
+    /// Shards it handed over to another process on its request.
+    pub handed_off: u64,
+    /// Saves of a shard's position refused because the shard had moved on (counted, not
+    /// errors: the next holder reads from the last saved position).
+    pub refused_saves: u64,
 }
 
 /// Delivery counters of one shard, kept by the stream.

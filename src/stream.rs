@@ -53,6 +53,9 @@ struct CurrentPage {
     /// This page's delivery counters, added to the shard's once the page is done (not on
     /// every event: that would hash the shard id per event).
     delivered: Delivered,
+    /// The lease the page was read under, for a leased stream.
+    #[cfg(feature = "dynamodb-store")]
+    lease: Option<Arc<crate::lease::Grant>>,
 }
 
 impl ChangeStream {
@@ -105,7 +108,18 @@ impl ChangeStream {
         Status {
             shards,
             gaps: self.gaps.clone(),
+            lease: self.lease_status(),
         }
+    }
+
+    #[cfg(feature = "dynamodb-store")]
+    fn lease_status(&self) -> Option<crate::status::LeaseStatus> {
+        self.merge.lessee().and_then(|l| l.table.status())
+    }
+
+    #[cfg(not(feature = "dynamodb-store"))]
+    fn lease_status(&self) -> Option<crate::status::LeaseStatus> {
+        None
     }
 }
 
@@ -127,6 +141,11 @@ impl Stream for ChangeStream {
             return Poll::Ready(None);
         }
         loop {
+            #[cfg(feature = "dynamodb-store")]
+            if let Err(e) = std::task::ready!(leased::may_deliver(this.page, &this.merge, cx)) {
+                *this.done = true;
+                return Poll::Ready(Some(Err(e)));
+            }
             if let Some(event) = next_event(this.page) {
                 return Poll::Ready(Some(Ok(event)));
             }
@@ -148,11 +167,17 @@ impl Stream for ChangeStream {
             };
             match update {
                 Update::Page(page) => {
-                    let base = Pin::get_mut(this.merge.as_mut()).snapshot();
+                    let merge = Pin::get_mut(this.merge.as_mut());
+                    let base = merge.snapshot();
                     if let Some(gap) = &page.gap {
                         this.gaps.push(gap.clone());
                     }
-                    *this.page = Some(open_page(base, page));
+                    let mut current = open_page(base, page);
+                    #[cfg(feature = "dynamodb-store")]
+                    {
+                        current.lease = merge.grant(&current.shard);
+                    }
+                    *this.page = Some(current);
                 }
                 Update::Gap(gap) => this.gaps.push(gap),
             }
@@ -175,6 +200,8 @@ fn open_page(base: Arc<Snapshot>, page: Page) -> CurrentPage {
         end: page.end,
         head: None,
         delivered: Delivered::default(),
+        #[cfg(feature = "dynamodb-store")]
+        lease: None,
     }
 }
 
@@ -194,7 +221,48 @@ fn next_event(page: &mut Option<CurrentPage>) -> Option<ChangeEvent> {
     page.delivered.last_sequence_number = Some(seq.clone());
     page.delivered.last_created = change.created();
     let checkpoint = Checkpoint::new(page.base.clone(), page.shard.clone(), position);
-    Some(ChangeEvent::new(change, checkpoint, page.gap.take()))
+    #[cfg(feature = "dynamodb-store")]
+    let lease = page.lease.as_ref().map(|grant| grant.token.clone());
+    #[cfg(not(feature = "dynamodb-store"))]
+    let lease = None;
+    Some(ChangeEvent::new(change, checkpoint, page.gap.take(), lease))
+}
+
+#[cfg(feature = "dynamodb-store")]
+mod leased {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use super::CurrentPage;
+    use crate::error::Result;
+    use crate::merge::Merge;
+
+    /// Before each event of a leased page: a shard being handed over or lost delivers no
+    /// more (the rest of its page is dropped: its positions are not taken), and nothing is
+    /// delivered while the lease may have run out (the fence), until a heartbeat succeeds.
+    pub(super) fn may_deliver(
+        page: &mut Option<CurrentPage>,
+        merge: &Pin<&mut Merge>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<()>> {
+        let Some(page) = page.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        let Some(grant) = &page.lease else {
+            return Poll::Ready(Ok(()));
+        };
+        if page.changes.len() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        if grant.stopped() {
+            page.changes = Vec::new().into_iter();
+            return Poll::Ready(Ok(()));
+        }
+        match merge.lessee() {
+            Some(lessee) => lessee.fence.poll_open(cx),
+            None => Poll::Ready(Ok(())),
+        }
+    }
 }
 
 /// Records a fully delivered page in the merge's positions and the delivery counters.

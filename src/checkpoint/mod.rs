@@ -161,6 +161,11 @@ impl Checkpoint {
         all
     }
 
+    /// Whether this is the checkpoint of a shard's last event.
+    pub(crate) fn head_finished(&self) -> bool {
+        matches!(self.head, Some((_, ShardPosition::Finished)))
+    }
+
     pub(crate) fn to_map(&self) -> imbl::HashMap<Arc<str>, ShardPosition> {
         let mut map = self.base.positions.clone();
         if let Some((id, pos)) = &self.head {

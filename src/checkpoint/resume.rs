@@ -26,6 +26,12 @@ pub(crate) enum ShardStart {
     /// At `TRIM_HORIZON`, skipping records created before `since` (epoch seconds): a `LATEST`
     /// start that is being resumed, or a shard born after it.
     Since(i64),
+    /// From a `LATEST` iterator taken when a lease group started at `since`; if it expired
+    /// before anything was read, as [`Since`](Self::Since).
+    Iterator {
+        iterator: String,
+        since: i64,
+    },
 }
 
 /// The reconciliation of the positions being resumed with the stream's first listing.

@@ -108,14 +108,18 @@ impl Cursor {
             ShardStart::Since(t) => Some(t),
             _ => None,
         };
+        let iterator = match &start {
+            ShardStart::Iterator { iterator, .. } => Some(iterator.clone()),
+            _ => None,
+        };
         Self {
             origin: Origin::new(stream_arn.clone(), Some(shard.clone())),
             shard,
             start,
             last_read,
             since,
-            iterator: None,
-            first: true,
+            first: iterator.is_none(),
+            iterator,
             expiries: 0,
             trims: 0,
             empty_pages: 0,
@@ -165,7 +169,9 @@ impl Cursor {
             Fault::ExpiredIterator if self.expiries < self.rules.max_retries => {
                 self.expiries += 1;
                 tracing::debug!(shard = %self.shard, "shard iterator expired; taking a new one");
-                if let (None, ShardStart::Latest { since }) = (&self.last_read, &self.start) {
+                if let (None, ShardStart::Latest { since } | ShardStart::Iterator { since, .. }) =
+                    (&self.last_read, &self.start)
+                {
                     // Nothing read since the LATEST start: from the trim horizon, skipping
                     // what came before the start.
                     self.since = Some(*since);

@@ -52,6 +52,9 @@ mod transport;
 mod types;
 mod wire;
 
+#[cfg(feature = "dynamodb-store")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dynamodb-store")))]
+pub use crate::lease::memory::{LeaseCalls, LeaseFault, LeaseWrite, MemoryLeaseTable};
 pub use aws_sdk_dynamodbstreams::types::{AttributeValue, StreamViewType};
 pub use builder::SimulatorBuilder;
 pub use seq::SequenceNumbers;

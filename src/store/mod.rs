@@ -15,7 +15,7 @@ use crate::checkpoint::Checkpoint;
 use crate::error::{Error, ErrorKind, Result};
 
 #[cfg(feature = "dynamodb-store")]
-mod dynamodb;
+pub(crate) mod dynamodb;
 mod file;
 mod memory;
 
@@ -85,6 +85,17 @@ pub trait CheckpointStore: Send + Sync {
     /// stores that hold one stream may refuse a checkpoint of another with
     /// [`ErrorKind::CheckpointMismatch`]. After an error the previous checkpoint is intact.
     fn save(&self, checkpoint: &Checkpoint) -> impl Future<Output = Result<()>> + Send;
+
+    /// The consumer is done with the store: called by [`Committer::close`](crate::Committer::close)
+    /// after its last save. A store that holds leases hands them over here
+    /// ([`LeaseTable`](crate::lease::LeaseTable), feature `dynamodb-store`); the others have
+    /// nothing to do, which is the default.
+    ///
+    /// # Errors
+    /// The store's error; what was saved stays saved.
+    fn close(&self) -> impl Future<Output = Result<()>> + Send {
+        std::future::ready(Ok(()))
+    }
 }
 
 impl<S: CheckpointStore> CheckpointStore for &S {
@@ -94,6 +105,10 @@ impl<S: CheckpointStore> CheckpointStore for &S {
 
     fn save(&self, checkpoint: &Checkpoint) -> impl Future<Output = Result<()>> + Send {
         (**self).save(checkpoint)
+    }
+
+    fn close(&self) -> impl Future<Output = Result<()>> + Send {
+        (**self).close()
     }
 }
 
@@ -105,6 +120,10 @@ impl<S: CheckpointStore> CheckpointStore for Arc<S> {
     fn save(&self, checkpoint: &Checkpoint) -> impl Future<Output = Result<()>> + Send {
         (**self).save(checkpoint)
     }
+
+    fn close(&self) -> impl Future<Output = Result<()>> + Send {
+        (**self).close()
+    }
 }
 
 impl<S: CheckpointStore> CheckpointStore for Box<S> {
@@ -114,6 +133,10 @@ impl<S: CheckpointStore> CheckpointStore for Box<S> {
 
     fn save(&self, checkpoint: &Checkpoint) -> impl Future<Output = Result<()>> + Send {
         (**self).save(checkpoint)
+    }
+
+    fn close(&self) -> impl Future<Output = Result<()>> + Send {
+        (**self).close()
     }
 }
 

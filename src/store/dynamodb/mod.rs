@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use tokio::sync::Mutex;
 
-mod table;
+pub(crate) mod table;
 
 use super::{CheckpointStore, mismatch, parse};
 use crate::checkpoint::Checkpoint;
