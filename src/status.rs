@@ -124,7 +124,7 @@ pub struct LeaseStatus {
     /// Shards it read to their end whose last position is not saved yet: their children
     /// (read by anyone) wait for that save.
     pub awaiting_save: Vec<String>,
-    /// Shards it took (from free leases, or from stopped processes).
+    /// Shards it started holding: free ones, a stopped process's, or handed over to it.
     pub taken: u64,
     /// Shards it lost without handing them over: it was evicted (paused or cut off too
     /// long), or a save found another holder.

@@ -236,6 +236,7 @@ mod leased {
     use super::CurrentPage;
     use crate::error::Result;
     use crate::merge::Merge;
+    use crate::shard::PageEnd;
 
     /// Before each event of a leased page: a shard being handed over or lost delivers no
     /// more (the rest of its page is dropped: its positions are not taken), and nothing is
@@ -255,7 +256,9 @@ mod leased {
             return Poll::Ready(Ok(()));
         }
         if grant.stopped() {
+            // The rest of the page is not delivered, so the shard did not end here.
             page.changes = Vec::new().into_iter();
+            page.end = PageEnd::More;
             return Poll::Ready(Ok(()));
         }
         match merge.lessee() {
@@ -278,5 +281,7 @@ fn commit(merge: &mut Merge, delivered: &mut HashMap<Arc<str>, Delivered>, page:
         Some(head) => head,
         None => return,
     };
-    merge.record(page.shard, position);
+    // A final page without records: no event carried the shard's end.
+    let silent_end = page.end == PageEnd::ShardEnd && page.delivered.records == 0;
+    merge.record(page.shard, position, silent_end);
 }

@@ -76,6 +76,8 @@ pub(super) struct Coordinator {
     preferred: HashSet<Arc<str>>,
     my_asks: HashMap<Arc<str>, Instant>,
     held: HashMap<Arc<str>, Arc<Grant>>,
+    /// Shards that ended without an event, and the position delivered before the end.
+    silent_ends: HashMap<Arc<str>, Option<ShardPosition>>,
     next_heartbeat: Instant,
     next_shards: Instant,
     next_listing: Instant,
@@ -150,6 +152,7 @@ pub(super) fn spawn(
         preferred: HashSet::new(),
         my_asks: HashMap::new(),
         held: HashMap::new(),
+        silent_ends: HashMap::new(),
         next_heartbeat: now,
         next_shards: now,
         next_listing: now,

@@ -138,8 +138,13 @@ pub(crate) enum ToStream {
 /// What the stream tells the coordinator.
 #[derive(Debug)]
 pub(crate) enum FromStream {
-    /// The shard's last page was delivered.
-    ReadToEnd(Arc<str>),
+    /// The shard's last page was delivered. When no event carried its end (the last page
+    /// had no records), `finish_once_saved` is the position delivered before it: once that is
+    /// saved, the shard is processed to its end, and the coordinator saves it as finished.
+    ReadToEnd {
+        shard: Arc<str>,
+        finish_once_saved: Option<Option<ShardPosition>>,
+    },
     /// Reply to a revocation with `report`: the last position delivered (`None`: nothing).
     Delivered {
         shard: Arc<str>,

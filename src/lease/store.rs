@@ -102,7 +102,7 @@ impl Shared {
         first_error.map_or(Ok(()), Err)
     }
 
-    fn saved(&self, shard: Arc<str>, position: ShardPosition) {
+    pub(super) fn saved(&self, shard: Arc<str>, position: ShardPosition) {
         let mut state = self.lock();
         if position == ShardPosition::Finished {
             state.finished.push(shard.clone());

@@ -18,6 +18,8 @@ pub(super) struct Leased {
     lessee: Option<Lessee>,
     grants: HashMap<Arc<str>, Arc<Grant>>,
     states: BTreeMap<Arc<str>, ShardState>,
+    /// Shards that ended on a page without records, and their position before it.
+    silent_ends: HashMap<Arc<str>, Option<crate::checkpoint::ShardPosition>>,
 }
 
 impl Leased {
@@ -28,6 +30,7 @@ impl Leased {
             lessee: None,
             grants: HashMap::new(),
             states: BTreeMap::new(),
+            silent_ends: HashMap::new(),
         }
     }
 
@@ -98,11 +101,25 @@ impl Leased {
         }
     }
 
-    /// The shard's last page was delivered: its finish is saved with the next checkpoint.
+    /// The shard ended on a page without records, after `before` was delivered.
+    pub(super) fn ended_silently(
+        &mut self,
+        shard: Arc<str>,
+        before: Option<crate::checkpoint::ShardPosition>,
+    ) {
+        self.silent_ends.insert(shard, before);
+    }
+
+    /// The shard's last page was delivered: its finish is saved with the checkpoint of its
+    /// last event or, when no event carried it, by the coordinator once that is saved.
     pub(super) fn on_finished(&mut self, shard: Arc<str>) {
         self.states.insert(shard.clone(), ShardState::Finished);
+        let silent = self.silent_ends.remove(&shard);
         if let Some(lessee) = &self.lessee {
-            lessee.report(FromStream::ReadToEnd(shard));
+            lessee.report(FromStream::ReadToEnd {
+                shard,
+                finish_once_saved: silent,
+            });
         }
     }
 }

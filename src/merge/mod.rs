@@ -98,13 +98,21 @@ impl Merge {
     /// Records that every record of `shard` up to `position` was delivered. Reading alone,
     /// once the shard has a position its finished parent leaves the positions: a child only
     /// starts after its parent finished, so the child's entry says it (and resuming infers
-    /// it). A leased shard's finished position stays until it is saved.
-    pub(crate) fn record(&mut self, shard: Arc<str>, position: ShardPosition) {
-        let parent = match &self.source {
+    /// it). A leased shard's finished position stays until it is saved. `silent_end`: the
+    /// shard ended on a page without records, so no event carried its end.
+    pub(crate) fn record(&mut self, shard: Arc<str>, position: ShardPosition, silent_end: bool) {
+        let parent = match &mut self.source {
             Source::Alone(alone) => alone.lineage.parent(&shard).cloned(),
             #[cfg(feature = "dynamodb-store")]
-            Source::Leased(_) => None,
+            Source::Leased(leased) => {
+                if silent_end {
+                    leased.ended_silently(shard.clone(), self.positions.get(&shard).cloned());
+                }
+                None
+            }
         };
+        #[cfg(not(feature = "dynamodb-store"))]
+        let _ = silent_end;
         self.positions.set(shard, position);
         if let Some(parent) = parent {
             self.positions.forget_finished(&parent);

@@ -32,6 +32,7 @@ impl Coordinator {
         self.dirty = false;
         self.next_shards = Instant::now() + self.timing.shard_reads;
         self.check_held(&shards);
+        self.adopt_handed_over(&shards);
         let leaving: HashSet<Arc<str>> = self.handoffs.keys().cloned().collect();
         let decided = plan(&View {
             me: &self.me,
@@ -79,6 +80,21 @@ impl Coordinator {
         }
     }
 
+    /// Shards another worker handed over to this one: read them from their saved position.
+    fn adopt_handed_over(&mut self, shards: &[ShardLease]) {
+        let given: Vec<ShardLease> = shards
+            .iter()
+            .filter(|s| !s.done && s.owner.as_ref() == Some(&self.me))
+            .filter(|s| !self.held.contains_key(&s.shard))
+            .cloned()
+            .collect();
+        for lease in given {
+            tracing::info!(shard = %lease.shard, "a shard was handed over to this worker");
+            self.my_asks.remove(&lease.shard);
+            self.hold(lease);
+        }
+    }
+
     async fn take(&mut self, lease: ShardLease) -> Result<()> {
         let op = Op::Take {
             shard: lease.shard.clone(),
@@ -93,6 +109,12 @@ impl Coordinator {
         if lease.owner.is_some() {
             tracing::info!(shard = %taken.shard, from = ?lease.owner, "took over a stopped worker's shard");
         }
+        self.hold(taken);
+        Ok(())
+    }
+
+    /// Starts holding a shard this worker owns now.
+    fn hold(&mut self, taken: ShardLease) {
         self.preferred.remove(&taken.shard);
         let grant = Grant::new(token(&taken, &self.me), start_of(&taken), taken.pos.clone());
         self.held.insert(taken.shard.clone(), grant.clone());
@@ -105,7 +127,6 @@ impl Coordinator {
             state.status.taken += 1;
         }
         self.send(ToStream::Grant(grant));
-        Ok(())
     }
 
     async fn drop_ask(&mut self, ask: &Ask) -> Result<()> {
@@ -218,6 +239,31 @@ impl Coordinator {
         }
     }
 
+    /// Shards that ended without an event: saved as finished once what came before is saved.
+    pub(super) async fn finish_silent_ends(&mut self) -> Result<()> {
+        let ready: Vec<Arc<str>> = self
+            .silent_ends
+            .iter()
+            .filter(|(shard, before)| self.is_saved(shard, before))
+            .map(|(shard, _)| shard.clone())
+            .collect();
+        for shard in ready {
+            self.silent_ends.remove(&shard);
+            let Some(grant) = self.held.get(&shard) else {
+                continue;
+            };
+            let op = Op::Finish {
+                shard: shard.clone(),
+                epoch: grant.token.epoch(),
+                me: self.me.clone(),
+            };
+            if let Outcome::Applied(_) = self.write(op).await? {
+                self.table.saved(shard, ShardPosition::Finished);
+            }
+        }
+        Ok(())
+    }
+
     /// Shards whose finish was saved: their positions leave the checkpoints, their children
     /// may be taken (by this worker first: they hold its keys' next changes).
     pub(super) async fn on_finished(&mut self) -> Result<()> {
@@ -243,8 +289,17 @@ impl Coordinator {
 
     pub(super) async fn on_report(&mut self, report: FromStream) {
         match report {
-            FromStream::ReadToEnd(shard) => {
-                self.table.lock().awaiting_save.insert(shard);
+            FromStream::ReadToEnd {
+                shard,
+                finish_once_saved,
+            } => {
+                if !self.held.contains_key(&shard) {
+                    return;
+                }
+                self.table.lock().awaiting_save.insert(shard.clone());
+                if let Some(before) = finish_once_saved {
+                    self.silent_ends.insert(shard, before);
+                }
             }
             FromStream::Delivered { shard, position } => {
                 if let Some(handoff) = self.handoffs.get_mut(&shard) {

@@ -88,6 +88,7 @@ impl Coordinator {
             self.heartbeat().await?;
         }
         self.evict_silent().await?;
+        self.finish_silent_ends().await?;
         self.on_finished().await?;
         self.progress_handoffs().await?;
         if self.is_lister() && Instant::now() >= self.next_listing {

@@ -1,0 +1,250 @@
+//! Several consumers sharing one stream through a lease table: the protocol over the
+//! in-memory table (atomic, like DynamoDB) and the simulator, on tokio's paused clock.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use dynamodb_stream::sim::Simulator;
+use support::leases::{Cluster, assert_protocol};
+use support::sim::item;
+
+/// A simulator with `shards` open shards and `records` writes spread over 20 keys.
+fn stream_with(shards: usize, records: u64) -> (Simulator, HashSet<(String, u64)>) {
+    let sim = Simulator::builder().initial_shards(shards).seed(7).build();
+    let mut written = HashSet::new();
+    for v in 0..records {
+        let pk = format!("k{}", v % 20);
+        sim.put_item(item(&pk, v));
+        written.insert((pk, v));
+    }
+    (sim, written)
+}
+
+fn per_worker(cluster: &Cluster) -> HashMap<String, HashSet<String>> {
+    let mut shards: HashMap<String, HashSet<String>> = HashMap::new();
+    for d in cluster.deliveries() {
+        shards.entry(d.worker).or_default().insert(d.shard);
+    }
+    shards
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_workers_share_the_shards_and_deliver_everything_once() {
+    let (sim, mut written) = stream_with(4, 200);
+    let mut cluster = Cluster::new(sim.clone());
+    cluster.join("a");
+    cluster.join("b");
+    assert!(
+        cluster.wait_for(&written, Duration::from_secs(600)).await,
+        "not everything was delivered"
+    );
+    // Balanced within a few heartbeats, by hand-overs.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!((cluster.held("a").len(), cluster.held("b").len()), (2, 2));
+    for v in 200..400 {
+        let pk = format!("k{}", v % 20);
+        sim.put_item(item(&pk, v));
+        written.insert((pk, v));
+    }
+    assert!(
+        cluster.wait_for(&written, Duration::from_secs(600)).await,
+        "not everything was delivered"
+    );
+    let deliveries = cluster.deliveries();
+    assert_eq!(
+        deliveries.len(),
+        written.len(),
+        "duplicates without any failure"
+    );
+    let shards = per_worker(&cluster);
+    assert_eq!(shards.len(), 2, "both workers read: {shards:?}");
+    cluster.stop_all().await;
+    assert!(
+        cluster.errors.lock().unwrap().is_empty(),
+        "{:?}",
+        cluster.errors
+    );
+    assert_protocol(&sim, &deliveries, &cluster.table.history());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_killed_workers_shards_are_taken_over_from_their_saved_positions() {
+    let (sim, mut written) = stream_with(4, 100);
+    let mut cluster = Cluster::new(sim.clone());
+    cluster.join("a");
+    cluster.join("b");
+    assert!(cluster.wait_for(&written, Duration::from_secs(600)).await);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let held_by_b = cluster.held("b");
+    assert_eq!(held_by_b.len(), 2);
+    cluster.kill("b").await;
+    let killed_at = tokio::time::Instant::now();
+    for v in 100..300 {
+        let pk = format!("k{}", v % 20);
+        sim.put_item(item(&pk, v));
+        written.insert((pk, v));
+    }
+    assert!(
+        cluster.wait_for(&written, Duration::from_secs(600)).await,
+        "records lost after a kill"
+    );
+    // Every record after the kill was delivered; b's shards moved to a within the lease.
+    let mut waited = Duration::ZERO;
+    while cluster.held("a").len() < 4 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += Duration::from_millis(100);
+        assert!(waited < Duration::from_secs(60), "a never took b's shards");
+    }
+    let failover = killed_at.elapsed();
+    assert!(
+        failover <= Duration::from_secs(15),
+        "took {failover:?} (aim: 15 s)"
+    );
+    assert_protocol(&sim, &cluster.deliveries(), &cluster.table.history());
+    cluster.stop_all().await;
+    assert!(
+        cluster.errors.lock().unwrap().is_empty(),
+        "{:?}",
+        cluster.errors
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_worker_that_stops_hands_its_shards_over_at_once_without_duplicates() {
+    let (sim, mut written) = stream_with(4, 100);
+    let mut cluster = Cluster::new(sim.clone());
+    cluster.join("a");
+    cluster.join("b");
+    assert!(cluster.wait_for(&written, Duration::from_secs(600)).await);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    cluster.stop("b").await;
+    let stopped_at = tokio::time::Instant::now();
+    let mut waited = Duration::ZERO;
+    while cluster.held("a").len() < 4 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += Duration::from_millis(100);
+        assert!(waited < Duration::from_secs(30), "a never took b's shards");
+    }
+    let takeover = stopped_at.elapsed();
+    assert!(
+        takeover <= Duration::from_secs(5),
+        "took {takeover:?} after a graceful stop"
+    );
+    for v in 100..300 {
+        let pk = format!("k{}", v % 20);
+        sim.put_item(item(&pk, v));
+        written.insert((pk, v));
+    }
+    assert!(cluster.wait_for(&written, Duration::from_secs(600)).await);
+    let deliveries = cluster.deliveries();
+    assert_eq!(
+        deliveries.len(),
+        written.len(),
+        "a graceful stop duplicates nothing"
+    );
+    assert_protocol(&sim, &deliveries, &cluster.table.history());
+    cluster.stop_all().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_paused_worker_stops_delivering_before_its_shards_move_and_then_rejoins() {
+    let (sim, mut written) = stream_with(2, 40);
+    let mut cluster = Cluster::new(sim.clone());
+    cluster.join("a");
+    cluster.join("b");
+    assert!(cluster.wait_for(&written, Duration::from_secs(600)).await);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(cluster.held("b").len(), 1);
+    // b freezes for a minute while writes go on: a takes its shard over.
+    cluster.pause("b", Duration::from_secs(60));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    for v in 40..140 {
+        let pk = format!("k{}", v % 20);
+        sim.put_item(item(&pk, v));
+        written.insert((pk, v));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(cluster.wait_for(&written, Duration::from_secs(600)).await);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let status = cluster.status("b").expect("b runs");
+    assert!(status.lost >= 1, "b lost its shard: {status:?}");
+    assert_protocol(&sim, &cluster.deliveries(), &cluster.table.history());
+    // b rejoined as a new incarnation and got its share back.
+    assert_eq!((cluster.held("a").len(), cluster.held("b").len()), (1, 1));
+    cluster.stop_all().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn children_start_only_after_their_parent_was_saved_done_whoever_read_it() {
+    let (sim, mut written) = stream_with(2, 40);
+    let mut cluster = Cluster::new(sim.clone());
+    cluster.join("a");
+    cluster.join("b");
+    cluster.join("c");
+    assert!(cluster.wait_for(&written, Duration::from_secs(600)).await);
+    for round in 0..3u64 {
+        for shard in sim.shards().into_iter().filter(|s| s.open) {
+            sim.split(&shard.shard_id, 2);
+        }
+        for v in 0..40 {
+            let v = 1000 * (round + 1) + v;
+            let pk = format!("k{}", v % 20);
+            sim.put_item(item(&pk, v));
+            written.insert((pk, v));
+        }
+        tokio::time::sleep(Duration::from_secs(20)).await;
+    }
+    assert!(
+        cluster.wait_for(&written, Duration::from_secs(900)).await,
+        "records lost at splits"
+    );
+    assert_protocol(&sim, &cluster.deliveries(), &cluster.table.history());
+    let shards = per_worker(&cluster);
+    assert_eq!(
+        shards.len(),
+        3,
+        "every worker read some of the children: {shards:?}"
+    );
+    cluster.stop_all().await;
+    assert!(
+        cluster.errors.lock().unwrap().is_empty(),
+        "{:?}",
+        cluster.errors
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_second_live_process_with_the_same_worker_id_is_refused() {
+    let (sim, _) = stream_with(1, 1);
+    let table = dynamodb_stream::sim::MemoryLeaseTable::new();
+    let first = table.lease_table("same");
+    let mut a = dynamodb_stream::ChangeStream::builder(sim.client(), sim.stream_arn())
+        .start(dynamodb_stream::StartPosition::TrimHorizon)
+        .lease(first)
+        .build()
+        .unwrap();
+    let second = table.lease_table("same");
+    let mut b = dynamodb_stream::ChangeStream::builder(sim.client(), sim.stream_arn())
+        .start(dynamodb_stream::StartPosition::TrimHorizon)
+        .lease(second)
+        .build()
+        .unwrap();
+    use futures::StreamExt;
+    let first_event = tokio::time::timeout(Duration::from_secs(5), a.next()).await;
+    assert!(first_event.is_ok(), "the first process reads");
+    // `a` keeps heartbeating while `b` waits to see whether the id is stale.
+    let drive_a = async {
+        loop {
+            let _ = a.next().await;
+        }
+    };
+    let err = tokio::select! {
+        next = b.next() => next.expect("an error item").expect_err("refused"),
+        () = drive_a => unreachable!(),
+    };
+    assert_eq!(err.kind(), dynamodb_stream::ErrorKind::Conflict, "{err}");
+}
