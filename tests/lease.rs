@@ -248,3 +248,105 @@ async fn a_second_live_process_with_the_same_worker_id_is_refused() {
     };
     assert_eq!(err.kind(), dynamodb_stream::ErrorKind::Conflict, "{err}");
 }
+
+/// One step of a schedule.
+#[derive(Clone, Debug)]
+enum Step {
+    Join,
+    Leave(usize),
+    Kill(usize),
+    Pause(usize, u64),
+    Split,
+    Write(u8),
+    LostReplies(usize, u8),
+    Throttle(usize, u8),
+    Wait(u64),
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        2 => Just(Step::Join),
+        1 => any::<usize>().prop_map(Step::Leave),
+        1 => any::<usize>().prop_map(Step::Kill),
+        2 => (any::<usize>(), 5u64..40).prop_map(|(w, s)| Step::Pause(w, s)),
+        1 => Just(Step::Split),
+        3 => (1u8..30).prop_map(Step::Write),
+        1 => (any::<usize>(), 1u8..4).prop_map(|(w, n)| Step::LostReplies(w, n)),
+        1 => (any::<usize>(), 1u8..4).prop_map(|(w, n)| Step::Throttle(w, n)),
+        2 => (1u64..20).prop_map(Step::Wait),
+    ]
+}
+
+/// Runs `steps` on a cluster of two workers over three shards, then lets it settle.
+async fn run_schedule(steps: Vec<Step>) -> (Cluster, HashSet<(String, u64)>) {
+    use dynamodb_stream::sim::LeaseFault;
+    let (sim, mut written) = stream_with(3, 30);
+    let mut cluster = Cluster::new(sim.clone());
+    cluster.join("w0");
+    cluster.join("w1");
+    let mut next_worker = 2;
+    let mut v = 30;
+    for step in steps {
+        let running = cluster.running();
+        let pick = |i: usize| running[i % running.len()].clone();
+        match step {
+            Step::Join => {
+                cluster.join(&format!("w{next_worker}"));
+                next_worker += 1;
+            }
+            Step::Leave(i) if running.len() > 1 => cluster.stop(&pick(i)).await,
+            Step::Kill(i) if running.len() > 1 => cluster.kill(&pick(i)).await,
+            Step::Pause(i, secs) => cluster.pause(&pick(i), Duration::from_secs(secs)),
+            Step::Split => {
+                if let Some(open) = sim.shards().into_iter().find(|s| s.open) {
+                    sim.split(&open.shard_id, 2);
+                }
+            }
+            Step::Write(n) => {
+                for _ in 0..n {
+                    let pk = format!("k{}", v % 20);
+                    sim.put_item(item(&pk, v));
+                    written.insert((pk, v));
+                    v += 1;
+                }
+            }
+            Step::LostReplies(i, n) => {
+                cluster
+                    .table
+                    .inject(&pick(i), LeaseFault::LostReply, n.into())
+            }
+            Step::Throttle(i, n) => cluster
+                .table
+                .inject(&pick(i), LeaseFault::Throttled, n.into()),
+            Step::Wait(secs) => tokio::time::sleep(Duration::from_secs(secs)).await,
+            Step::Leave(_) | Step::Kill(_) => {}
+        }
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    (cluster, written)
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 40, ..Default::default() })]
+
+    /// Over schedules of joins, graceful stops, kills, pauses, splits, lost replies and
+    /// throttling: every record is delivered, no two holders of a shard deliver at once, each
+    /// holder delivers in order, epochs only grow, children follow their parents' saves.
+    #[test]
+    fn the_protocol_holds_over_random_schedules(steps in proptest::collection::vec(step(), 4..14)) {
+        let runtime = support::sim::paused_runtime();
+        runtime.block_on(async {
+            let (mut cluster, written) = run_schedule(steps).await;
+            let all = cluster.wait_for(&written, Duration::from_secs(1800)).await;
+            let deliveries = cluster.deliveries();
+            let got: HashSet<(String, u64)> = deliveries.iter().map(|d| (d.pk.clone(), d.v)).collect();
+            let missing: Vec<_> = written.difference(&got).take(5).collect();
+            assert!(all, "records never delivered, e.g. {missing:?}");
+            assert_protocol(&cluster.sim, &deliveries, &cluster.table.history());
+            cluster.stop_all().await;
+            let errors = cluster.errors.lock().unwrap().clone();
+            assert!(errors.is_empty(), "{errors:?}");
+        });
+    }
+}
