@@ -350,3 +350,50 @@ proptest::proptest! {
         });
     }
 }
+
+/// The lease table's cost when nothing happens: per worker, not per shard, and no scans
+/// (there are none to count: every read is a query of one group's partition). Prints the
+/// figures the README reports.
+#[tokio::test(start_paused = true)]
+async fn an_idle_group_costs_calls_per_worker_not_per_shard() {
+    let sim = Simulator::builder().initial_shards(100).build();
+    let mut cluster = Cluster::new(sim.clone());
+    // Idle shards polled once a minute: the test measures the lease table, not GetRecords.
+    cluster.max_poll = Duration::from_secs(60);
+    for name in ["a", "b", "c"] {
+        cluster.join(name);
+    }
+    // Settle: everyone joins, takes and balances.
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    let held: Vec<usize> = ["a", "b", "c"]
+        .iter()
+        .map(|n| cluster.held(n).len())
+        .collect();
+    assert_eq!(held.iter().sum::<usize>(), 100, "{held:?}");
+    assert!(
+        held.iter().max().unwrap() - held.iter().min().unwrap() <= 1,
+        "{held:?}"
+    );
+    let before = cluster.table.calls();
+    let minutes = 5;
+    tokio::time::sleep(Duration::from_secs(60 * minutes)).await;
+    let after = cluster.table.calls();
+    let per_minute = |a: u64, b: u64| (a - b) as f64 / minutes as f64;
+    let writes: u64 = after.writes.values().sum::<u64>() - before.writes.values().sum::<u64>();
+    let heartbeats = after.writes["Heartbeat"] - before.writes["Heartbeat"];
+    println!(
+        "3 workers x 100 idle shards, per minute: {:.1} writes ({:.1} heartbeats), {:.1} control reads, {:.1} shard reads",
+        writes as f64 / minutes as f64,
+        heartbeats as f64 / minutes as f64,
+        per_minute(after.control_reads, before.control_reads),
+        per_minute(after.shard_reads, before.shard_reads),
+    );
+    // A heartbeat every ~3 s per worker, nothing per shard.
+    assert_eq!(
+        writes, heartbeats,
+        "an idle group writes only heartbeats: {after:?}"
+    );
+    assert!(heartbeats as f64 / minutes as f64 <= 3.0 * 20.0);
+    assert!(per_minute(after.shard_reads, before.shard_reads) <= 3.0 * 2.5);
+    cluster.stop_all().await;
+}

@@ -50,6 +50,8 @@ pub struct Cluster {
     pub log: Arc<Mutex<Vec<Delivery>>>,
     pub errors: Arc<Mutex<Vec<String>>>,
     pub lease: Duration,
+    /// The consumers' longest wait between polls of an idle shard.
+    pub max_poll: Duration,
     workers: BTreeMap<String, Worker>,
 }
 
@@ -61,6 +63,7 @@ impl Cluster {
             log: Arc::default(),
             errors: Arc::default(),
             lease: Duration::from_secs(10),
+            max_poll: Duration::from_millis(200),
             workers: BTreeMap::new(),
         }
     }
@@ -70,6 +73,7 @@ impl Cluster {
         let (commands, rx) = mpsc::unbounded_channel();
         let lease = self.table.lease_table(name).lease_duration(self.lease);
         let task = tokio::spawn(consume(
+            self.max_poll,
             self.sim.clone(),
             self.table.clone(),
             lease.clone(),
@@ -155,6 +159,7 @@ impl Cluster {
 }
 
 async fn consume(
+    max_poll: Duration,
     sim: Simulator,
     table: MemoryLeaseTable,
     lease: LeaseTable,
@@ -165,8 +170,8 @@ async fn consume(
 ) {
     let stream = ChangeStream::builder(sim.client(), sim.stream_arn())
         .start(StartPosition::TrimHorizon)
-        .poll_interval(Duration::from_millis(50))
-        .max_poll_interval(Duration::from_millis(200))
+        .poll_interval(Duration::from_millis(50).min(max_poll))
+        .max_poll_interval(max_poll)
         .lease(lease.clone())
         .build()
         .expect("a leased stream");
