@@ -21,6 +21,9 @@ mod stream;
 
 // The adapters at the edges.
 mod commit;
+#[cfg(feature = "lambda")]
+#[cfg_attr(docsrs, doc(cfg(feature = "lambda")))]
+pub mod lambda;
 #[cfg(feature = "dynamodb-store")]
 #[cfg_attr(docsrs, doc(cfg(feature = "dynamodb-store")))]
 pub mod lease;

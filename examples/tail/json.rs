@@ -1,21 +1,23 @@
 //! One event as one JSON object, in the shape the contract fixes
-//! (`shared/docs/tail-contract.md`, beside this repository).
+//! (`shared/docs/tail-contract.md`, beside this repository). The `lambda` example prints the
+//! same lines (it includes this file), with a `null` shard.
 
 use aws_sdk_dynamodbstreams::primitives::{DateTime, DateTimeFormat};
 use aws_sdk_dynamodbstreams::types::AttributeValue;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use dynamodb_stream::{ChangeEvent, Item};
+use dynamodb_stream::{Change, Item};
 use serde::ser::{Serialize, SerializeMap as _, Serializer};
 use serde_json::{Number, Value};
 
 /// The fields of one output line, in their documented order, except the checkpoint: its text
-/// never needs escaping, so [`Output`](crate::output::Output) appends it as it is.
+/// never needs escaping, so `tail` appends it as it is (`Output` in output.rs).
 #[derive(serde::Serialize)]
 pub(crate) struct Line<'a> {
     event_id: &'a str,
     kind: &'static str,
-    shard_id: &'a str,
+    /// Always known for a stream's events; `null` for a Lambda record's.
+    shard_id: Option<&'a str>,
     sequence_number: &'a str,
     approximate_creation_time: Option<String>,
     keys: Json<'a, Item>,
@@ -25,7 +27,7 @@ pub(crate) struct Line<'a> {
 }
 
 impl<'a> Line<'a> {
-    pub(crate) fn new(event: &'a ChangeEvent) -> Self {
+    pub(crate) fn new(event: &'a Change) -> Self {
         Line {
             event_id: event.event_id(),
             kind: event.kind().as_str(),
