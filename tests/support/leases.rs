@@ -72,16 +72,14 @@ impl Cluster {
     pub fn join(&mut self, name: &str) {
         let (commands, rx) = mpsc::unbounded_channel();
         let lease = self.table.lease_table(name).lease_duration(self.lease);
-        let task = tokio::spawn(consume(
-            self.max_poll,
-            self.sim.clone(),
-            self.table.clone(),
-            lease.clone(),
-            name.to_owned(),
-            self.log.clone(),
-            self.errors.clone(),
-            rx,
-        ));
+        let parts = Parts {
+            sim: self.sim.clone(),
+            table: self.table.clone(),
+            log: self.log.clone(),
+            errors: self.errors.clone(),
+            max_poll: self.max_poll,
+        };
+        let task = tokio::spawn(consume(parts, lease.clone(), name.to_owned(), rx));
         let worker = Worker {
             commands,
             task,
@@ -158,16 +156,28 @@ impl Cluster {
     }
 }
 
-async fn consume(
-    max_poll: Duration,
+/// What a consumer shares with the cluster.
+struct Parts {
     sim: Simulator,
     table: MemoryLeaseTable,
-    lease: LeaseTable,
-    name: String,
     log: Arc<Mutex<Vec<Delivery>>>,
     errors: Arc<Mutex<Vec<String>>>,
+    max_poll: Duration,
+}
+
+async fn consume(
+    parts: Parts,
+    lease: LeaseTable,
+    name: String,
     mut commands: mpsc::UnboundedReceiver<Command>,
 ) {
+    let Parts {
+        sim,
+        table,
+        log,
+        errors,
+        max_poll,
+    } = parts;
     let stream = ChangeStream::builder(sim.client(), sim.stream_arn())
         .start(StartPosition::TrimHorizon)
         .poll_interval(Duration::from_millis(50).min(max_poll))

@@ -29,6 +29,10 @@ impl Coordinator {
                 .await
                 .map_err(super::store_error)?;
         }
+        // Read after the shards: every holder named there joined before, so its worker item
+        // is here, and a holder missing from it really is gone (a stale view would make a
+        // live worker look dead, and its shards free).
+        self.control = self.read_control().await?;
         self.dirty = false;
         self.next_shards = Instant::now() + self.timing.shard_reads;
         self.check_held(&shards);
