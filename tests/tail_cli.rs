@@ -134,10 +134,27 @@ async fn table_until_caught_up_prints_every_event_as_documented() {
         "trim-horizon",
         "--until-caught-up",
     ];
-    let out = run(tail(&args, Some(&moto))).await;
+    // Without --line-checkpoints, no line carries a token.
+    let plain = run(tail(&args, Some(&moto))).await;
+    assert!(
+        plain.status.success(),
+        "{:?}: {}",
+        plain.status,
+        plain.stderr
+    );
+    assert_eq!(plain.lines.len(), 2);
+    assert!(plain.lines.iter().all(|l| l.get("checkpoint").is_none()));
+    let mut with_tokens = args.to_vec();
+    with_tokens.push("--line-checkpoints");
+    let out = run(tail(&with_tokens, Some(&moto))).await;
     assert!(out.status.success(), "{:?}: {}", out.status, out.stderr);
     assert_eq!(out.stderr, "", "nothing on stderr by default");
     assert_eq!(out.lines.len(), 2);
+    for (a, b) in plain.lines.iter().zip(&out.lines) {
+        let mut b = b.clone();
+        b.as_object_mut().expect("an object").remove("checkpoint");
+        assert_eq!(a, &b, "the flag adds the token and changes nothing else");
+    }
     let (insert, remove) = (&out.lines[0], &out.lines[1]);
     let fields: Vec<&str> = insert
         .as_object()
@@ -239,6 +256,7 @@ async fn a_checkpoint_survives_kill_9_and_a_restart_loses_nothing() {
         "trim-horizon",
         "--checkpoint",
         checkpoint,
+        "--line-checkpoints",
     ];
     // Kill tail -9 at a few moments while events flow, then let one run catch up.
     let mut runs: Vec<(Vec<Value>, Option<String>)> = Vec::new();
@@ -366,6 +384,16 @@ async fn bad_command_lines_get_the_usage_and_exit_two() {
             "arn:aws:dynamodb:x:1:table/t/stream/l",
         ],
         &["--demo", "--table", "t"],
+        &[
+            "--table",
+            "t",
+            "--lease-table",
+            "leases",
+            "--checkpoint",
+            "f",
+        ],
+        &["--table", "t", "--worker-id", "w"],
+        &["--demo", "--lease-table", "leases"],
     ] {
         let out = run(tail(args, None)).await;
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", out.stderr);

@@ -24,6 +24,14 @@ const LEAD_IN: Duration = Duration::from_millis(300);
 /// Time between two steps of the script.
 const PACE: Duration = Duration::from_millis(100);
 
+fn simulator() -> Simulator {
+    Simulator::builder()
+        .table_name("orders")
+        .stream_label(LABEL)
+        .seed(SEED)
+        .build()
+}
+
 /// A running demo: the simulator and the task writing to it.
 pub(crate) struct Demo {
     sim: Simulator,
@@ -34,11 +42,7 @@ impl Demo {
     /// Builds the simulator, replays the part of the script that `resume` has seen, and
     /// plays the rest in the background.
     pub(crate) fn start(resume: Option<&Checkpoint>) -> Demo {
-        let sim = Simulator::builder()
-            .table_name("orders")
-            .stream_label(LABEL)
-            .seed(SEED)
-            .build();
+        let sim = simulator();
         let mut steps = script().into_iter().peekable();
         if let Some(checkpoint) = resume.filter(|c| c.stream_arn() == sim.stream_arn()) {
             while !holds(&sim, checkpoint) {
@@ -59,6 +63,11 @@ impl Demo {
             done.store(true, Ordering::Release);
         });
         Demo { sim, written }
+    }
+
+    /// The demo stream's ARN, the same in every run.
+    pub(crate) fn stream_arn() -> String {
+        simulator().stream_arn()
     }
 
     pub(crate) fn simulator(&self) -> &Simulator {

@@ -1,10 +1,11 @@
-//! `tail`: print a DynamoDB stream as JSON lines, in lineage order, with a checkpoint on each.
+//! `tail`: print a DynamoDB stream as JSON lines, in lineage order.
 //!
 //! ```text
 //! cargo run --example tail                              # the demo: no AWS account needed
 //! cargo run --example tail -- --table Orders --from trim-horizon --until-caught-up
 //! cargo run --example tail -- --stream-arn arn:aws:dynamodb:… --checkpoint orders.ckpt
 //! cargo run --example tail -- --endpoint-url http://127.0.0.1:5000 --table Orders  # moto
+//! cargo run --example tail -- --table Orders --lease-table tail-leases   # one of several
 //! ```
 //!
 //! Its flags and output are a contract (`shared/docs/tail-contract.md`, beside this repository): one JSON object per event on
@@ -21,40 +22,47 @@
 //! otherwise, and exits once it has printed everything the script wrote (its own meaning of
 //! `--until-caught-up`). It is deterministic, so `--checkpoint` resumes it across runs.
 //!
-//! `--limit` and `--until-caught-up` exit 0; so do Ctrl-C and SIGTERM, after a final flush
-//! and save, and a closed stdout (`| head`). A fatal error prints one line to stderr and exits
+//! With `--lease-table NAME` several `tail`s (or other consumers of the crate) share the stream:
+//! each prints the events of the shards it holds, and saves its position in the table (made if
+//! missing, through the DynamoDB endpoint) instead of a file.
+//!
+//! `--limit` and `--until-caught-up` exit 0; so do Ctrl-C and SIGTERM, which stop reading,
+//! flush, save and (with a lease table) hand every shard over, within 10 s; a second signal
+//! exits at once. A closed stdout (`| head`) exits 0 too. A fatal error prints one line to stderr and exits
 //! 1; a bad command line prints the usage and exits 2. Set `RUST_LOG` (e.g.
 //! `RUST_LOG=dynamodb_stream=info`) for logs on stderr.
 
 mod demo;
 mod json;
 mod output;
+mod saver;
+mod source;
 
 use std::io::{self, IsTerminal as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use aws_config::meta::region::RegionProviderChain;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_dynamodbstreams::config::ProvideCredentials as _;
 use clap::{ArgGroup, CommandFactory as _, Parser, ValueEnum};
-use dynamodb_stream::{ChangeStream, ChangeStreamBuilder, Checkpoint, StartPosition};
+use dynamodb_stream::{ChangeStream, Checkpoint, StartPosition};
 use futures::StreamExt;
 use tokio::time::MissedTickBehavior;
 
 use demo::Demo;
-use output::{CheckpointFile, Output};
+use output::Output;
+use saver::Saver;
 
 /// Pages are parsed in bulk and freed long after, often on another thread: glibc's allocator
 /// spends a quarter of tail's time on that pattern, mimalloc a fraction of it.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// The longest time a printed line may wait in the buffer, and between checkpoint saves.
+/// The longest time a printed line may wait in the buffer, and between saves.
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
+/// After a signal: stop, flush, save and release within this, or give up.
+const SHUTDOWN_WITHIN: Duration = Duration::from_secs(9);
 
-/// Print a DynamoDB stream as JSON lines, in lineage order, with a checkpoint on each line.
+/// Print a DynamoDB stream as JSON lines, in lineage order.
 #[derive(Debug, Parser)]
 #[command(name = "tail", version)]
 #[command(group(ArgGroup::new("source").args(["stream_arn", "table"])))]
@@ -76,7 +84,7 @@ struct Args {
     #[arg(long, value_enum, value_name = "POSITION")]
     from: Option<Start>,
     /// Resume from FILE if it exists, and save progress to it atomically as events are printed
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "lease_table")]
     checkpoint: Option<PathBuf>,
     /// Exit 0 after printing N events
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
@@ -85,8 +93,18 @@ struct Args {
     #[arg(long)]
     until_caught_up: bool,
     /// Read the embedded stream simulator (the default when no endpoint, ARN or table is given)
-    #[arg(long, conflicts_with_all = ["source", "endpoint_url"])]
+    #[arg(long, conflicts_with_all = ["source", "endpoint_url", "lease_table"])]
     demo: bool,
+    /// Add each event's whole-stream checkpoint token to its line
+    #[arg(long)]
+    line_checkpoints: bool,
+    /// Share the stream with every other tail (or crate consumer) using this lease table:
+    /// print the shards this process holds, save positions in the table (created if missing)
+    #[arg(long, value_name = "NAME", requires = "source", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    lease_table: Option<String>,
+    /// This process's name in the lease table (default: host name and pid)
+    #[arg(long, value_name = "ID", requires = "lease_table", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    worker_id: Option<String>,
 }
 
 /// `--from`'s values: `trim-horizon`, `latest`.
@@ -164,111 +182,84 @@ enum Failure {
 }
 
 async fn run(args: Args) -> Result<(), Failure> {
-    let mut file = args.checkpoint.clone().map(CheckpointFile::new);
-    let resume = match &mut file {
-        Some(file) => file.load().map_err(Failure::Fatal)?,
-        None => None,
-    };
-    let (builder, demo) = source(&args, resume.as_ref()).await?;
-    let arn = builder.stream_arn().to_owned();
-    let stream = builder
+    let (arn, config) = source::stream_arn(&args).await?;
+    let mut saver = Saver::file(args.checkpoint.clone());
+    let resume = saver.load(&arn).await?;
+    let source = source::source(&args, arn.clone(), config.as_ref(), resume.as_ref()).await?;
+    if let Some(lease) = source.lease {
+        saver = Saver::Lease(lease);
+    }
+    let stream = source
+        .builder
         .resume_from(resume)
         .build()
         .map_err(|e| Failure::Fatal(stream_failure(&e, &arn)))?;
     tracing::info!(stream = %arn, "tailing");
     let mut tail = Tail {
-        stream,
-        out: Output::stdout(),
-        file,
+        stream: Some(stream),
+        out: Output::stdout(args.line_checkpoints),
+        saver,
         last: None,
+        saved: None,
         arn,
     };
-    tail.run(args.limit, demo.as_ref()).await
-}
-
-/// The consumer to run: over the demo, or over AWS (or the endpoint given).
-async fn source(
-    args: &Args,
-    resume: Option<&Checkpoint>,
-) -> Result<(ChangeStreamBuilder, Option<Demo>), Failure> {
-    if args.demo || (args.stream_arn.is_none() && args.table.is_none()) {
-        let demo = Demo::start(resume);
-        let sim = demo.simulator();
-        let builder = ChangeStream::builder(sim.client(), sim.stream_arn())
-            .start(args.from.unwrap_or(Start::TrimHorizon).position())
-            .poll_interval(Duration::from_millis(50))
-            .max_poll_interval(Duration::from_millis(250));
-        return Ok((builder, Some(demo)));
-    }
-    let config = aws_config(args).await?;
-    let arn = match (&args.stream_arn, &args.table) {
-        (Some(arn), _) => arn.clone(),
-        (None, Some(table)) => latest_stream_arn(&config, table).await?,
-        (None, None) => return Err(Failure::Fatal("no stream to read".to_owned())),
-    };
-    let client = aws_sdk_dynamodbstreams::Client::new(&config);
-    let builder = ChangeStream::builder(client, arn)
-        .start(args.from.unwrap_or(Start::Latest).position())
-        .until_caught_up(args.until_caught_up);
-    Ok((builder, None))
-}
-
-/// The AWS configuration, with credentials checked now: a missing one is a one-line error
-/// at once, not a minute of retried requests.
-async fn aws_config(args: &Args) -> Result<SdkConfig, Failure> {
-    let region = RegionProviderChain::first_try(args.region.clone().map(Region::new))
-        .or_default_provider()
-        .or_else(Region::new("us-east-1"));
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(region);
-    if let Some(url) = &args.endpoint_url {
-        loader = loader.endpoint_url(url);
-    }
-    let config = loader.load().await;
-    if let Some(credentials) = config.credentials_provider()
-        && let Err(e) = credentials.provide_credentials().await
-    {
-        return Err(Failure::Fatal(format!("no AWS credentials: {}", chain(&e))));
-    }
-    Ok(config)
-}
-
-async fn latest_stream_arn(config: &SdkConfig, table: &str) -> Result<String, Failure> {
-    let described = aws_sdk_dynamodb::Client::new(config)
-        .describe_table()
-        .table_name(table)
-        .send()
-        .await
-        .map_err(|e| Failure::Fatal(format!("cannot describe table {table}: {}", chain(&e))))?;
-    described
-        .table()
-        .and_then(|t| t.latest_stream_arn())
-        .map(str::to_owned)
-        .ok_or_else(|| {
-            Failure::Fatal(format!(
-                "table {table} has no stream: enable DynamoDB Streams on it"
-            ))
-        })
+    tail.run(args.limit, source.demo.as_ref()).await
 }
 
 /// The running command: the stream, where it prints, and where it saves its position.
 struct Tail {
-    stream: ChangeStream,
+    /// Dropped when tail stops: nothing more is read or delivered.
+    stream: Option<ChangeStream>,
     out: Output,
-    file: Option<CheckpointFile>,
+    saver: Saver,
     /// The checkpoint of the last event printed.
     last: Option<Checkpoint>,
+    /// The last checkpoint saved.
+    saved: Option<Checkpoint>,
     arn: String,
+}
+
+/// Why the loop ended.
+enum End {
+    Done,
+    Signal,
 }
 
 impl Tail {
     async fn run(&mut self, limit: Option<u64>, demo: Option<&Demo>) -> Result<(), Failure> {
+        let outcome = self.print(limit, demo).await;
+        if matches!(outcome, Ok(End::Signal)) {
+            // A second signal exits at once; a stop that hangs (an unreachable lease table)
+            // is cut short.
+            tokio::spawn(async {
+                shutdown().await;
+                std::process::exit(130);
+            });
+            return match tokio::time::timeout(SHUTDOWN_WITHIN, self.stop()).await {
+                Ok(result) => result,
+                Err(_) => Err(Failure::Fatal(format!(
+                    "could not save and release within {SHUTDOWN_WITHIN:?} of the signal (stream {})",
+                    self.arn
+                ))),
+            };
+        }
+        // Even after a stream error: what was printed is saved, so a restart goes on from it.
+        let stopped = self.stop().await;
+        outcome.and(stopped).map(drop)
+    }
+
+    /// Prints events until the limit, the stream's end, an error or a signal.
+    async fn print(&mut self, limit: Option<u64>, demo: Option<&Demo>) -> Result<End, Failure> {
         let mut ticks = tokio::time::interval(FLUSH_EVERY);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut stop = std::pin::pin!(shutdown());
+        let mut signal = std::pin::pin!(shutdown());
         let mut printed = 0u64;
-        let outcome = loop {
+        let Some(stream) = self.stream.as_mut() else {
+            return Ok(End::Done);
+        };
+        loop {
             tokio::select! {
-                next = self.stream.next() => match next {
+                next = stream.next() => match next {
                     Some(Ok(event)) => {
                         // On a write error nothing more is saved: what reached stdout is
                         // unknown, and the last save is known to be behind it.
@@ -276,47 +267,67 @@ impl Tail {
                         self.last = Some(event.into_checkpoint());
                         printed += 1;
                         if limit.is_some_and(|limit| printed >= limit) {
-                            break Ok(());
+                            return Ok(End::Done);
                         }
                     }
-                    Some(Err(e)) => break Err(Failure::Fatal(stream_failure(&e, &self.arn))),
-                    None => break Ok(()),
+                    Some(Err(e)) => return Err(Failure::Fatal(stream_failure(&e, &self.arn))),
+                    None => return Ok(End::Done),
                 },
                 _ = ticks.tick() => {
-                    self.save()?;
-                    if demo.is_some_and(|demo| demo.finished(&self.position())) {
-                        break Ok(());
+                    let position = position(&self.last, stream);
+                    save(&mut self.out, &self.saver, &mut self.saved, position).await?;
+                    if demo.is_some_and(|demo| demo.finished(&position_of(&self.last, stream))) {
+                        return Ok(End::Done);
                     }
                 }
-                () = &mut stop => break Ok(()),
+                () = &mut signal => return Ok(End::Signal),
             }
+        }
+    }
+
+    /// Stops reading, flushes, saves the position of the last event printed, and hands the
+    /// lease table's shards over.
+    async fn stop(&mut self) -> Result<(), Failure> {
+        let Some(mut stream) = self.stream.take() else {
+            return Ok(());
         };
-        // Even after a stream error: what was printed is saved, so a restart goes on from it.
-        self.save()?;
-        outcome
+        let position = position(&self.last, &mut stream);
+        drop(stream);
+        save(&mut self.out, &self.saver, &mut self.saved, position).await?;
+        self.saver.close().await
     }
+}
 
-    /// Flushes stdout, then saves the position of the last event printed.
-    fn save(&mut self) -> Result<(), Failure> {
-        self.out.flush().map_err(Failure::Stdout)?;
-        let position = self.position();
-        if let Some(file) = &mut self.file {
-            // Before the first listing a fresh consumer knows no shard, and an empty checkpoint
-            // would resume at the trim horizon rather than where this run started.
-            if !position.positions().is_empty() {
-                file.save(&position).map_err(Failure::Fatal)?;
-            }
-        }
-        Ok(())
-    }
+/// After the last event printed; before any, the stream's start. Before the first listing a
+/// fresh consumer knows no shard, and an empty checkpoint would resume at the trim horizon
+/// rather than where this run started: then there is nothing to save.
+fn position(last: &Option<Checkpoint>, stream: &mut ChangeStream) -> Option<Checkpoint> {
+    let position = position_of(last, stream);
+    (!position.positions().is_empty()).then_some(position)
+}
 
-    /// After the last event printed; before any, the stream's start.
-    fn position(&mut self) -> Checkpoint {
-        match &self.last {
-            Some(last) => last.clone(),
-            None => self.stream.checkpoint(),
-        }
+fn position_of(last: &Option<Checkpoint>, stream: &mut ChangeStream) -> Checkpoint {
+    match last {
+        Some(last) => last.clone(),
+        None => stream.checkpoint(),
     }
+}
+
+/// Flushes stdout, then saves `position` unless it is the one saved last: the saved position
+/// never runs ahead of what reached stdout.
+async fn save(
+    out: &mut Output,
+    saver: &Saver,
+    saved: &mut Option<Checkpoint>,
+    position: Option<Checkpoint>,
+) -> Result<(), Failure> {
+    out.flush().map_err(Failure::Stdout)?;
+    let Some(position) = position.filter(|p| saved.as_ref() != Some(p)) else {
+        return Ok(());
+    };
+    saver.save(&position).await?;
+    *saved = Some(position);
+    Ok(())
 }
 
 /// Resolves on Ctrl-C or SIGTERM; never if the signals cannot be watched.
