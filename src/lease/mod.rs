@@ -200,6 +200,20 @@ impl LeaseTable {
         self
     }
 
+    /// Retries of a lease table call that was throttled, failed on the server or got no
+    /// answer, with exponential backoff and jitter from `base` up to `max` per wait. Past them
+    /// the stream ends with [`ErrorKind::Store`] (having stopped delivering once its lease
+    /// could have run out). Default is 10 retries from 200 ms up to 10 s (about a minute).
+    #[must_use]
+    pub fn retries(self, retries: u32, base: Duration, max: Duration) -> Self {
+        self.shared().settings().retry = RetryPolicy {
+            max_retries: retries,
+            base,
+            max: max.max(base),
+        };
+        self
+    }
+
     /// This process's worker id.
     pub fn worker_id(&self) -> &str {
         &self.shared().worker

@@ -5,6 +5,7 @@ pub mod example;
 #[cfg(all(feature = "test-util", feature = "dynamodb-store"))]
 pub mod leases;
 pub mod moto;
+pub mod proxy;
 #[cfg(feature = "test-util")]
 pub mod sim;
 pub mod tail;

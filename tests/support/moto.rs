@@ -16,6 +16,17 @@ use aws_sdk_dynamodb::types::{
     StreamSpecification, StreamViewType,
 };
 
+/// A DynamoDB client for a loopback endpoint (static test credentials, us-east-1).
+pub fn dynamodb_at(endpoint: &str) -> aws_sdk_dynamodb::Client {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
 /// How long moto may take to answer on its port (a cold Python start takes 1 to 3 s).
 const STARTUP: Duration = Duration::from_secs(30);
 
@@ -85,13 +96,7 @@ impl Moto {
 
     /// A DynamoDB client for this server (static test credentials, us-east-1).
     pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
-        let config = aws_sdk_dynamodb::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(&self.endpoint)
-            .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
-            .build();
-        aws_sdk_dynamodb::Client::from_conf(config)
+        dynamodb_at(&self.endpoint)
     }
 
     /// A DynamoDB Streams client for this server (static test credentials, us-east-1).
