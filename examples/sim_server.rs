@@ -20,6 +20,8 @@
 //! lives in the parent and in one child, with an attribute `v` that increases along the lineage
 //! (a consumer keeps lineage order if `v` increases per key in its output). With `--closed`
 //! every leaf shard is closed after writing, so a drain from the trim horizon has an end.
+//! With `--live N` it keeps writing N more records after it starts serving (a key's `v` grows
+//! with every write), splitting open shards `--live-splits` times on the way.
 
 use std::convert::Infallible;
 use std::io::Write as _;
@@ -64,6 +66,16 @@ struct Args {
     /// Distinct item keys per root shard
     #[arg(long, default_value_t = 100)]
     keys: usize,
+    /// Live mode: after serving starts, write this many more records (keys `live-k<j mod
+    /// keys>`, `v = j`), one every --live-every-ms, splitting open shards on the way
+    #[arg(long, default_value_t = 0)]
+    live: usize,
+    /// Live mode: milliseconds between two writes
+    #[arg(long, default_value_t = 5)]
+    live_every_ms: u64,
+    /// Live mode: how many times an open shard splits while the writes go on
+    #[arg(long, default_value_t = 0)]
+    live_splits: usize,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -88,7 +100,7 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         let mut out = std::io::stdout().lock();
         writeln!(out, "http://{addr}")?;
         writeln!(out, "{}", sim.stream_arn())?;
-        writeln!(out, "records {total}")?;
+        writeln!(out, "records {}", total + args.live)?;
         out.flush()?;
     }
     eprintln!(
@@ -96,6 +108,15 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         args.shards,
         sim.shards().len()
     );
+    if args.live > 0 {
+        tokio::spawn(live(
+            sim.clone(),
+            args.live,
+            args.keys,
+            args.live_every_ms,
+            args.live_splits,
+        ));
+    }
     loop {
         let (socket, _) = listener.accept().await?;
         let _ = socket.set_nodelay(true);
@@ -174,6 +195,32 @@ fn describe_table(sim: &Simulator) -> Bytes {
         })
         .to_string(),
     )
+}
+
+/// Live mode: `records` writes spread over `keys` keys, `splits` splits among them.
+async fn live(sim: Simulator, records: usize, keys: usize, every_ms: u64, splits: usize) {
+    let split_every = records / (splits + 1);
+    let mut pace = tokio::time::interval(std::time::Duration::from_millis(every_ms.max(1)));
+    for j in 0..records {
+        pace.tick().await;
+        if split_every > 0 && j > 0 && j % split_every == 0 && j / split_every <= splits {
+            let open: Vec<String> = sim
+                .shards()
+                .into_iter()
+                .filter(|s| s.open)
+                .map(|s| s.shard_id)
+                .collect();
+            if let Some(shard) = open.get(j % open.len().max(1)) {
+                let children = sim.split(shard, 2);
+                eprintln!("sim_server: split {shard} into {children:?}");
+            }
+        }
+        let pk = format!("live-k{:04}", j % keys.max(1));
+        let mut item = Item::from([("pk".to_owned(), AttributeValue::S(pk))]);
+        item.insert("v".to_owned(), AttributeValue::N(j.to_string()));
+        sim.put_item(item);
+    }
+    eprintln!("sim_server: {records} live records written");
 }
 
 /// Writes the scripted records; returns how many.

@@ -42,11 +42,13 @@ struct Handoff {
 /// The protocol's timings, from the lease duration `D`.
 #[derive(Clone, Copy, Debug)]
 struct Timing {
-    /// Between heartbeats: D/3.
+    /// Between heartbeats: D/4, so that a peer sees the last one at most D/4 late.
     heartbeat: Duration,
     /// Delivery stops this long after a heartbeat is sent, unless a later one succeeds: 0.8 D.
     fence: Duration,
-    /// A peer whose heartbeat stood still this long is evicted: 1.1 D.
+    /// A peer whose heartbeat stood still this long is evicted: D, 0.2 D after its fence
+    /// closed (its heartbeat was sent before its counter was seen, so its fence closed at
+    /// least 0.2 D before this on any clock that runs at about the same rate).
     evict_after: Duration,
     /// Shards are read again at least this often: 3 D.
     shard_reads: Duration,
@@ -120,9 +122,9 @@ pub(super) fn spawn(
     }
     let lease = settings.lease;
     let timing = Timing {
-        heartbeat: lease / 3,
+        heartbeat: lease / 4,
         fence: lease.mul_f64(0.8),
-        evict_after: lease.mul_f64(1.1),
+        evict_after: lease,
         shard_reads: lease * 3,
         handoff_timeout: settings.handoff_timeout,
     };

@@ -248,6 +248,17 @@ pub(crate) fn goes_back(from: &ShardPosition, to: &ShardPosition) -> bool {
     }
 }
 
+/// Whether `saved` (the position the table holds; `None`: none saved by this holder) covers
+/// `delivered` (the last position delivered; `None`: nothing delivered).
+pub(crate) fn covers(saved: Option<&ShardPosition>, delivered: Option<&ShardPosition>) -> bool {
+    match (saved, delivered) {
+        (_, None) => true,
+        (Some(saved), Some(delivered)) => !goes_back(delivered, saved),
+        // Nothing saved: only a position that delivered nothing is covered.
+        (None, Some(delivered)) => matches!(delivered, ShardPosition::LatestSince(_)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,6 +283,20 @@ mod tests {
         assert!(!goes_back(&after(5), &after(5)));
         assert!(!goes_back(&after(5), &ShardPosition::Finished));
         assert!(goes_back(&ShardPosition::Finished, &after(9)));
+    }
+
+    #[test]
+    fn a_save_covers_what_was_delivered_only_when_it_reaches_it() {
+        assert!(covers(Some(&after(5)), Some(&after(5))));
+        assert!(covers(Some(&after(6)), Some(&after(5))));
+        assert!(
+            !covers(Some(&after(4)), Some(&after(5))),
+            "saved behind delivered"
+        );
+        assert!(covers(None, None));
+        assert!(!covers(None, Some(&after(1))));
+        assert!(covers(Some(&ShardPosition::Finished), Some(&after(9))));
+        assert!(!covers(Some(&after(9)), Some(&ShardPosition::Finished)));
     }
 
     #[test]

@@ -19,8 +19,10 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, TcpStream};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
 
 /// A running proxy; stops when dropped.
 pub struct Proxy {
@@ -38,6 +40,8 @@ impl Drop for Proxy {
 struct Routes {
     streams: String,
     dynamodb: String,
+    /// Keeps connections to the servers open between requests.
+    client: Client<HttpConnector, Full<Bytes>>,
     serial: tokio::sync::Mutex<()>,
     log: Arc<Mutex<Vec<(Instant, String)>>>,
 }
@@ -53,6 +57,7 @@ impl Proxy {
         let routes = Arc::new(Routes {
             streams: host_port(streams),
             dynamodb: host_port(dynamodb),
+            client: Client::builder(TokioExecutor::new()).build_http(),
             serial: tokio::sync::Mutex::new(()),
             log: log.clone(),
         });
@@ -104,7 +109,7 @@ async fn forward(
     } else {
         Some(routes.serial.lock().await)
     };
-    let answer = send(upstream, Request::from_parts(parts, Full::new(body))).await;
+    let answer = send(&routes.client, upstream, parts, body).await;
     if !streams {
         let op = target.rsplit('.').next().unwrap_or_default().to_owned();
         routes.log.lock().unwrap().push((Instant::now(), op));
@@ -116,15 +121,21 @@ async fn forward(
     }))
 }
 
-async fn send(upstream: &str, req: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, String> {
-    let stream = TcpStream::connect(upstream)
-        .await
-        .map_err(|e| e.to_string())?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::spawn(connection);
-    let response = sender.send_request(req).await.map_err(|e| e.to_string())?;
+async fn send(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    upstream: &str,
+    mut parts: hyper::http::request::Parts,
+    body: Bytes,
+) -> Result<Response<Full<Bytes>>, String> {
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    parts.uri = format!("http://{upstream}{path}")
+        .parse()
+        .map_err(|e| format!("{e}"))?;
+    let request = Request::from_parts(parts, Full::new(body));
+    let response = client.request(request).await.map_err(|e| {
+        eprintln!("proxy: {upstream}: {e:?}");
+        e.to_string()
+    })?;
     let (parts, body) = response.into_parts();
     let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
     Ok(Response::from_parts(parts, Full::new(body)))

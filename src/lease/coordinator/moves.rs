@@ -93,7 +93,7 @@ impl Coordinator {
             .cloned()
             .collect();
         for lease in given {
-            tracing::info!(shard = %lease.shard, "a shard was handed over to this worker");
+            tracing::info!(shard = %lease.shard, epoch = lease.epoch, "a shard was handed over to this worker");
             self.my_asks.remove(&lease.shard);
             self.hold(lease);
         }
@@ -233,14 +233,7 @@ impl Coordinator {
 
     /// Whether the table holds `delivered` (or more) for `shard`.
     fn is_saved(&self, shard: &Arc<str>, delivered: &Option<ShardPosition>) -> bool {
-        let Some(delivered) = delivered else {
-            return true;
-        };
-        let state = self.table.lock();
-        match state.saved.get(shard) {
-            Some(saved) => !crate::lease::model::goes_back(saved, delivered),
-            None => matches!(delivered, ShardPosition::LatestSince(_)),
-        }
+        crate::lease::model::covers(self.table.lock().saved.get(shard), delivered.as_ref())
     }
 
     /// Shards that ended without an event: saved as finished once what came before is saved.
