@@ -100,66 +100,15 @@ pub(super) fn spawn(
             "a stream shared through a lease table runs its heartbeat on tokio: poll it inside a tokio runtime",
         )
     })?;
-    let settings = table.settings().clone();
     let me = Owner {
         worker: table.worker.clone(),
         inc: fastrand::u64(1..),
     };
-    let pk = format!("{}|{}", settings.group, ctx.stream_arn);
-    {
-        let mut state = table.lock();
-        if state.attached.is_some() {
-            return Err(Error::new(
-                ErrorKind::Config,
-                "this lease table handle is already attached to a stream: make one per stream",
-            ));
-        }
-        state.attached = Some(Attached {
-            pk: pk.clone(),
-            me: me.clone(),
-            stream_arn: ctx.stream_arn.clone(),
-        });
-    }
-    let lease = settings.lease;
-    let timing = Timing {
-        heartbeat: lease / 4,
-        fence: lease.mul_f64(0.8),
-        evict_after: lease,
-        shard_reads: lease * 3,
-        handoff_timeout: settings.handoff_timeout,
-    };
-    let start = match start {
-        StartPosition::TrimHorizon => StartMark::TrimHorizon,
-        _ => StartMark::LatestSince(epoch_secs(std::time::SystemTime::now()).saturating_sub(2)),
-    };
+    let pk = format!("{}|{}", table.settings().group, ctx.stream_arn);
+    attach(&table, &pk, &me, &ctx)?;
     let (to_stream, events) = mpsc::unbounded_channel();
     let (reports, from_stream) = mpsc::unbounded_channel();
-    let now = Instant::now();
-    let coordinator = Coordinator {
-        table: table.clone(),
-        ctx,
-        pk,
-        me,
-        start,
-        timing,
-        to_stream,
-        from_stream: Some(from_stream),
-        control: Control::default(),
-        meta: None,
-        creator: false,
-        listing: Vec::new(),
-        listed: None,
-        seen: HashMap::new(),
-        handoffs: HashMap::new(),
-        preferred: HashSet::new(),
-        my_asks: HashMap::new(),
-        held: HashMap::new(),
-        silent_ends: HashMap::new(),
-        next_heartbeat: now,
-        next_shards: now,
-        next_listing: now,
-        dirty: true,
-    };
+    let coordinator = Coordinator::new(table.clone(), ctx, pk, me, start, to_stream, from_stream);
     runtime.spawn(coordinator.run());
     Ok(Lessee {
         fence: table.fence.clone(),
@@ -167,6 +116,79 @@ pub(super) fn spawn(
         events,
         reports,
     })
+}
+
+/// Marks the table as attached to the stream `ctx` reads (a handle serves one stream).
+fn attach(table: &Shared, pk: &str, me: &Owner, ctx: &Context) -> Result<()> {
+    let mut state = table.lock();
+    if state.attached.is_some() {
+        return Err(Error::new(
+            ErrorKind::Config,
+            "this lease table handle is already attached to a stream: make one per stream",
+        ));
+    }
+    state.attached = Some(Attached {
+        pk: pk.to_owned(),
+        me: me.clone(),
+        stream_arn: ctx.stream_arn.clone(),
+    });
+    Ok(())
+}
+
+impl Timing {
+    fn of(lease: Duration, handoff_timeout: Duration) -> Self {
+        Self {
+            heartbeat: lease / 4,
+            fence: lease.mul_f64(0.8),
+            evict_after: lease,
+            shard_reads: lease * 3,
+            handoff_timeout,
+        }
+    }
+}
+
+impl Coordinator {
+    fn new(
+        table: Arc<Shared>,
+        ctx: Arc<Context>,
+        pk: String,
+        me: Owner,
+        start: StartPosition,
+        to_stream: mpsc::UnboundedSender<ToStream>,
+        from_stream: mpsc::UnboundedReceiver<FromStream>,
+    ) -> Self {
+        let settings = table.settings().clone();
+        let start = match start {
+            StartPosition::TrimHorizon => StartMark::TrimHorizon,
+            _ => StartMark::LatestSince(epoch_secs(std::time::SystemTime::now()).saturating_sub(2)),
+        };
+        let now = Instant::now();
+        Self {
+            table,
+            ctx,
+            pk,
+            me,
+            start,
+            timing: Timing::of(settings.lease, settings.handoff_timeout),
+            to_stream,
+            from_stream: Some(from_stream),
+            control: Control::default(),
+            meta: None,
+            creator: false,
+            listing: Vec::new(),
+            listed: None,
+            seen: HashMap::new(),
+            handoffs: HashMap::new(),
+            preferred: HashSet::new(),
+            my_asks: HashMap::new(),
+            held: HashMap::new(),
+            silent_ends: HashMap::new(),
+            next_heartbeat: now,
+            next_shards: now,
+            next_listing: now,
+            dirty: true,
+        }
+    }
 }
 
 impl Coordinator {

@@ -22,6 +22,7 @@ use crate::retry::{Fault, classify};
 use crate::store::dynamodb::table::create_table;
 
 mod items;
+mod write;
 
 use items::{Attrs, parse_item, shard_item};
 
@@ -160,7 +161,7 @@ impl DynamoLeases {
     }
 
     async fn write_op(&self, pk: &str, op: Op) -> Result<Outcome, Failure> {
-        let w = items::write_of(pk, &op, expires_at(KEEP_DONE));
+        let w = write::write_of(pk, &op, expires_at(KEEP_DONE));
         let sent = if let Some(item) = w.put {
             self.put(item, w.condition, w.names, w.values).await?
         } else if w.delete {
@@ -225,7 +226,7 @@ impl DynamoLeases {
             .map_err(|e| self.failure("delete an item", e))
     }
 
-    async fn update(&self, w: items::Write) -> Result<Sent, Failure> {
+    async fn update(&self, w: write::Write) -> Result<Sent, Failure> {
         let sent = self
             .client
             .update_item()

@@ -4,7 +4,7 @@
 //! shards; a [`ChangeStream`](crate::ChangeStream) built with
 //! [`lease`](crate::ChangeStreamBuilder::lease) yields the events of the shards its process
 //! holds, and saving its checkpoints (a [`Committer`](crate::Committer) over the table, which
-//! is a [`CheckpointStore`]) writes each shard's position into the table, fenced by the lease
+//! is a [`CheckpointStore`](crate::CheckpointStore)) writes each shard's position into the table, fenced by the lease
 //! that read it. See the README's "Several processes" for the protocol and its guarantees.
 //!
 //! - `model`: the items and the conditional writes; `plan`: who takes, asks and grants what

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use futures::future::join_all;
 
-use super::model::{Item, Op, Outcome, ShardLease, StartMark};
+use super::model::{Item, Op, Outcome, Owner, ShardLease, StartMark};
 use super::{LeaseTable, Shared};
 use crate::api::{Context, Failure, with_retries};
 use crate::checkpoint::resume::reconcile;
@@ -67,21 +67,8 @@ impl Shared {
             if self.lock().saved.get(&shard) == Some(position) {
                 continue;
             }
-            let me = attached.me.clone();
-            let op = match position {
-                ShardPosition::After(seq) => Op::Checkpoint {
-                    shard: shard.clone(),
-                    epoch,
-                    me,
-                    seq: seq.clone(),
-                },
-                ShardPosition::Finished => Op::Finish {
-                    shard: shard.clone(),
-                    epoch,
-                    me,
-                },
-                // Nothing delivered from it yet: nothing to save.
-                _ => continue,
+            let Some(op) = save_op(&shard, position, epoch, &attached.me) else {
+                continue;
             };
             let pk = attached.pk.as_str();
             writes.push(async move { (shard, position.clone(), self.write(pk, op).await) });
@@ -102,6 +89,7 @@ impl Shared {
         first_error.map_or(Ok(()), Err)
     }
 
+    /// Records that the table holds `position` for `shard`.
     pub(super) fn saved(&self, shard: Arc<str>, position: ShardPosition) {
         let mut state = self.lock();
         if position == ShardPosition::Finished {
@@ -117,6 +105,52 @@ impl Shared {
     fn partition(&self, stream_arn: &str) -> String {
         format!("{}|{stream_arn}", self.settings().group)
     }
+}
+
+/// The write that saves `position` of a shard held at `epoch` (`None`: nothing to save, no
+/// event of it was delivered).
+fn save_op(shard: &Arc<str>, position: &ShardPosition, epoch: u64, me: &Owner) -> Option<Op> {
+    let shard = shard.clone();
+    let me = me.clone();
+    match position {
+        ShardPosition::After(seq) => Some(Op::Checkpoint {
+            shard,
+            epoch,
+            me,
+            seq: seq.clone(),
+        }),
+        ShardPosition::Finished => Some(Op::Finish { shard, epoch, me }),
+        _ => None,
+    }
+}
+
+/// The items a seeded group starts with: every listed shard at its checkpointed position,
+/// finished (listed or implied) ones done.
+fn seed_items(
+    listing: &[crate::lineage::ShardInfo],
+    done: &std::collections::HashSet<Arc<str>>,
+    positions: &Positions,
+) -> Vec<ShardLease> {
+    listing
+        .iter()
+        .map(|info| {
+            let done = done.contains(&info.id);
+            let pos = if done {
+                Some(ShardPosition::Finished)
+            } else {
+                positions.position(&info.id).cloned()
+            };
+            ShardLease {
+                shard: info.id.clone(),
+                parent: info.parent.clone(),
+                owner: None,
+                epoch: 0,
+                pos,
+                done,
+                iterator: None,
+            }
+        })
+        .collect()
 }
 
 impl LeaseTable {
@@ -202,24 +236,9 @@ impl LeaseTable {
                 ));
             }
         }
-        for info in &listing {
-            let done = resume.done.contains(&info.id);
-            let pos = if done {
-                Some(ShardPosition::Finished)
-            } else {
-                positions.position(&info.id).cloned()
-            };
-            let item = ShardLease {
-                shard: info.id.clone(),
-                parent: info.parent.clone(),
-                owner: None,
-                epoch: 0,
-                pos,
-                done,
-                iterator: None,
-            };
+        for item in seed_items(&listing, &resume.done, &positions) {
             if let Outcome::Refused(Some(Item::Shard(found))) = shared
-                .write(&pk, Op::CreateShard(item.clone()))
+                .write(&pk, Op::CreateShard(item))
                 .await
                 .map_err(|f| f.error)?
             {
