@@ -114,6 +114,25 @@ pub(crate) struct ShardLease {
     pub(crate) iterator: Option<String>,
 }
 
+impl ShardLease {
+    /// The item of a listed shard nobody has read yet in this group, starting at `pos`.
+    pub(crate) fn new(
+        info: &crate::lineage::ShardInfo,
+        pos: Option<ShardPosition>,
+        done: bool,
+    ) -> Self {
+        Self {
+            shard: info.id.clone(),
+            parent: info.parent.clone(),
+            owner: None,
+            epoch: 0,
+            pos,
+            done,
+            iterator: None,
+        }
+    }
+}
+
 /// The group's control items: what every heartbeat round reads.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Control {

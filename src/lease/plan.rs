@@ -220,15 +220,7 @@ pub(crate) fn to_create(
                     false,
                 ),
             };
-            ShardLease {
-                shard: info.id.clone(),
-                parent: info.parent.clone(),
-                owner: None,
-                epoch: 0,
-                pos,
-                done,
-                iterator: None,
-            }
+            ShardLease::new(info, pos, done)
         })
         .collect()
 }

@@ -140,15 +140,7 @@ fn seed_items(
             } else {
                 positions.position(&info.id).cloned()
             };
-            ShardLease {
-                shard: info.id.clone(),
-                parent: info.parent.clone(),
-                owner: None,
-                epoch: 0,
-                pos,
-                done,
-                iterator: None,
-            }
+            ShardLease::new(info, pos, done)
         })
         .collect()
 }

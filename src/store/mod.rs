@@ -98,47 +98,26 @@ pub trait CheckpointStore: Send + Sync {
     }
 }
 
-impl<S: CheckpointStore> CheckpointStore for &S {
-    fn load(&self, stream_arn: &str) -> impl Future<Output = Result<Option<Checkpoint>>> + Send {
-        (**self).load(stream_arn)
-    }
+/// A store behind a reference or a pointer is that store.
+macro_rules! forward_store {
+    ($($wrapper:ty),+) => {$(
+        impl<S: CheckpointStore> CheckpointStore for $wrapper {
+            fn load(&self, stream_arn: &str) -> impl Future<Output = Result<Option<Checkpoint>>> + Send {
+                (**self).load(stream_arn)
+            }
 
-    fn save(&self, checkpoint: &Checkpoint) -> impl Future<Output = Result<()>> + Send {
-        (**self).save(checkpoint)
-    }
+            fn save(&self, checkpoint: &Checkpoint) -> impl Future<Output = Result<()>> + Send {
+                (**self).save(checkpoint)
+            }
 
-    fn close(&self) -> impl Future<Output = Result<()>> + Send {
-        (**self).close()
-    }
+            fn close(&self) -> impl Future<Output = Result<()>> + Send {
+                (**self).close()
+            }
+        }
+    )+};
 }
 
-impl<S: CheckpointStore> CheckpointStore for Arc<S> {
-    fn load(&self, stream_arn: &str) -> impl Future<Output = Result<Option<Checkpoint>>> + Send {
-        (**self).load(stream_arn)
-    }
-
-    fn save(&self, checkpoint: &Checkpoint) -> impl Future<Output = Result<()>> + Send {
-        (**self).save(checkpoint)
-    }
-
-    fn close(&self) -> impl Future<Output = Result<()>> + Send {
-        (**self).close()
-    }
-}
-
-impl<S: CheckpointStore> CheckpointStore for Box<S> {
-    fn load(&self, stream_arn: &str) -> impl Future<Output = Result<Option<Checkpoint>>> + Send {
-        (**self).load(stream_arn)
-    }
-
-    fn save(&self, checkpoint: &Checkpoint) -> impl Future<Output = Result<()>> + Send {
-        (**self).save(checkpoint)
-    }
-
-    fn close(&self) -> impl Future<Output = Result<()>> + Send {
-        (**self).close()
-    }
-}
+forward_store!(&S, Arc<S>, Box<S>);
 
 /// The error for a stored checkpoint of another stream than the one asked for.
 pub(crate) fn mismatch(location: &str, found: &str, wanted: &str) -> Error {
