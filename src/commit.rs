@@ -18,6 +18,26 @@ use crate::store::CheckpointStore;
 
 type SaveFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 
+/// What a [`Committer`] can acknowledge: an item that carries the checkpoint of what it stands
+/// for (a [`ChangeEvent`], or the [`Checkpoint`] a
+/// [`process_by_key`](crate::ChangeStreamExt::process_by_key) stream yields).
+pub trait HasCheckpoint {
+    /// The checkpoint saved once the item is acknowledged.
+    fn checkpoint(&self) -> &Checkpoint;
+}
+
+impl HasCheckpoint for ChangeEvent {
+    fn checkpoint(&self) -> &Checkpoint {
+        ChangeEvent::checkpoint(self)
+    }
+}
+
+impl HasCheckpoint for Checkpoint {
+    fn checkpoint(&self) -> &Checkpoint {
+        self
+    }
+}
+
 /// Passes a stream of events through unchanged and saves the position of the events you
 /// acknowledge, at most every N acknowledgements or T of time, whichever comes first.
 ///
@@ -99,9 +119,10 @@ struct Saver<C> {
     timer: Option<Pin<Box<Sleep>>>,
 }
 
-impl<S, C> Committer<S, C>
+impl<S, C, T> Committer<S, C>
 where
-    S: Stream<Item = Result<ChangeEvent>>,
+    S: Stream<Item = Result<T>>,
+    T: HasCheckpoint,
     C: CheckpointStore + 'static,
 {
     /// Wraps `stream`, saving to `store`. Defaults: every 1000 acknowledgements or 5 seconds.
@@ -143,7 +164,7 @@ where
 
     /// Marks `event`, and every event before it, as processed: its checkpoint is saved at the
     /// next threshold. Cheap: no I/O.
-    pub fn ack(&mut self, event: &ChangeEvent) {
+    pub fn ack(&mut self, event: &T) {
         self.ack_checkpoint(event.checkpoint().clone());
     }
 
@@ -283,12 +304,13 @@ impl<C: CheckpointStore + 'static> Saver<C> {
     }
 }
 
-impl<S, C> Stream for Committer<S, C>
+impl<S, C, T> Stream for Committer<S, C>
 where
-    S: Stream<Item = Result<ChangeEvent>>,
+    S: Stream<Item = Result<T>>,
+    T: HasCheckpoint,
     C: CheckpointStore + 'static,
 {
-    type Item = Result<ChangeEvent>;
+    type Item = Result<T>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         // Every field is Unpin: the inner stream is boxed.
@@ -325,9 +347,10 @@ where
     }
 }
 
-impl<S, C> FusedStream for Committer<S, C>
+impl<S, C, T> FusedStream for Committer<S, C>
 where
-    S: Stream<Item = Result<ChangeEvent>>,
+    S: Stream<Item = Result<T>>,
+    T: HasCheckpoint,
     C: CheckpointStore + 'static,
 {
     fn is_terminated(&self) -> bool {

@@ -41,8 +41,12 @@ pub enum ErrorKind {
     Decode,
     /// A checkpoint store failed to read or write.
     Store,
-    /// A checkpoint store refused a write because another process saved a newer position.
+    /// A checkpoint store refused a write because another process saved a newer position (or,
+    /// for a lease table, the worker id is already live).
     Conflict,
+    /// Your handler failed on an event
+    /// ([`process_by_key`](crate::ChangeStreamExt::process_by_key)): the source is its error.
+    Handler,
 }
 
 impl ErrorKind {
@@ -61,6 +65,7 @@ impl ErrorKind {
             Self::Decode => "decode error",
             Self::Store => "checkpoint store error",
             Self::Conflict => "checkpoint conflict",
+            Self::Handler => "handler failed",
         }
     }
 }

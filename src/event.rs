@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{Hash as _, Hasher as _};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -72,6 +73,12 @@ pub struct Change {
     user_identity: Option<Identity>,
     aws_region: Option<String>,
 }
+
+/// An item's identity: a hash of its key attributes, equal for the changes of one item. Two
+/// items may share one (a hash collision): that only makes them wait for each other, never
+/// reorders an item's changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct ItemKey(u64);
 
 /// Where records come from: their stream, and their shard when the source names it (a
 /// Lambda event does not). Shared by the records of one shard.
@@ -156,6 +163,25 @@ impl Change {
     /// The creation time in whole seconds since the epoch, if the record has one.
     pub(crate) fn created_secs(&self) -> Option<i64> {
         self.created.map(|t| t.secs())
+    }
+
+    /// Which item changed: equal for every change of one item. Each key attribute is hashed on
+    /// its own and the hashes added, so the map's order does not matter.
+    pub(crate) fn item_key(&self) -> ItemKey {
+        let key = self.raw_keys().iter().fold(0u64, |sum, (name, value)| {
+            let mut hasher = std::hash::DefaultHasher::new();
+            name.hash(&mut hasher);
+            match value {
+                AttributeValue::S(s) => (0u8, s).hash(&mut hasher),
+                AttributeValue::N(n) => (1u8, n).hash(&mut hasher),
+                AttributeValue::B(b) => (2u8, b.as_ref()).hash(&mut hasher),
+                // Key attributes are strings, numbers or binary; anything else is hashed by
+                // its debug text, slower but still equal for equal values.
+                other => (3u8, format!("{other:?}")).hash(&mut hasher),
+            }
+            sum.wrapping_add(hasher.finish())
+        });
+        ItemKey(key)
     }
 
     /// The creation time as the SDK has it.

@@ -27,6 +27,7 @@ pub mod lambda;
 #[cfg(feature = "dynamodb-store")]
 #[cfg_attr(docsrs, doc(cfg(feature = "dynamodb-store")))]
 pub mod lease;
+mod process;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod sim;
@@ -34,11 +35,12 @@ pub mod store;
 
 pub use builder::ChangeStreamBuilder;
 pub use checkpoint::{Checkpoint, ShardPosition};
-pub use commit::Committer;
+pub use commit::{Committer, HasCheckpoint};
 pub use config::{Readers, StartPosition, TrimPolicy};
 pub use error::{Error, ErrorKind, Result};
 pub use event::{Change, ChangeEvent, EventKind, Item};
 pub use futures::Stream;
+pub use process::{ChangeStreamExt, ProcessByKey};
 pub use sequence::SequenceNumber;
 pub use store::CheckpointStore;
 pub use stream::ChangeStream;

@@ -172,6 +172,7 @@ impl Stream for ChangeStream {
                     if let Some(gap) = &page.gap {
                         this.gaps.push(gap.clone());
                     }
+                    #[cfg_attr(not(feature = "dynamodb-store"), allow(unused_mut))]
                     let mut current = open_page(base, page);
                     #[cfg(feature = "dynamodb-store")]
                     {

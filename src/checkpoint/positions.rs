@@ -78,6 +78,7 @@ impl Positions {
     }
 
     /// Starts reading `shard` under lease `epoch`, from `position` (`None`: the trim horizon).
+    #[cfg_attr(not(feature = "dynamodb-store"), allow(dead_code))]
     pub(crate) fn lease(&mut self, shard: Arc<str>, epoch: u64, position: Option<ShardPosition>) {
         self.epochs.insert(shard.clone(), epoch);
         match position {

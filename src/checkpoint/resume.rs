@@ -28,6 +28,7 @@ pub(crate) enum ShardStart {
     Since(i64),
     /// From a `LATEST` iterator taken when a lease group started at `since`; if it expired
     /// before anything was read, as [`Since`](Self::Since).
+    #[cfg_attr(not(feature = "dynamodb-store"), allow(dead_code))]
     Iterator {
         iterator: String,
         since: i64,

@@ -10,7 +10,7 @@ use futures::StreamExt as _;
 
 use super::batch::{Failure, attempt, failed_at};
 use super::convert::Converter;
-use crate::event::{Change, Item};
+use crate::event::{Change, ItemKey};
 
 /// Like [`process_in_order`](super::process_in_order), with the changes of different items
 /// (by their key attributes) given to `handler` concurrently, up to `max_concurrent` items at
@@ -109,11 +109,11 @@ where
 /// The batch's changes grouped by item, each group in the batch's order, the groups in the
 /// order of their first change (so that lower records start first).
 fn lanes(changes: &[(usize, Change)]) -> Vec<Vec<(usize, &Change)>> {
-    let mut lane_of: HashMap<String, usize> = HashMap::new();
+    let mut lane_of: HashMap<ItemKey, usize> = HashMap::new();
     let mut lanes: Vec<Vec<(usize, &Change)>> = Vec::new();
     for (index, change) in changes {
         let next = lanes.len();
-        let lane = *lane_of.entry(key_text(change.raw_keys())).or_insert(next);
+        let lane = *lane_of.entry(change.item_key()).or_insert(next);
         if lane == next {
             lanes.push(Vec::new());
         }
@@ -122,11 +122,4 @@ fn lanes(changes: &[(usize, Change)]) -> Vec<Vec<(usize, &Change)>> {
         }
     }
     lanes
-}
-
-/// The key attributes as text, equal for equal keys: attribute values are not `Hash`.
-fn key_text(keys: &Item) -> String {
-    let mut pairs: Vec<_> = keys.iter().collect();
-    pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    format!("{pairs:?}")
 }

@@ -213,10 +213,10 @@ impl Merge {
             }
             let read_ahead = self.ctx.options.read_ahead;
             let Self { source, pool, .. } = self;
-            let polled = pool.poll(cx, read_ahead, |shard| {
-                if let Source::Alone(alone) = source {
-                    alone.lineage.caught_up(shard);
-                }
+            let polled = pool.poll(cx, read_ahead, |shard| match source {
+                Source::Alone(alone) => alone.lineage.caught_up(shard),
+                #[cfg(feature = "dynamodb-store")]
+                Source::Leased(_) => {}
             });
             let drained = match polled {
                 Polled::Failed(e) => return Poll::Ready(Some(Err(e))),

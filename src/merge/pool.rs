@@ -69,6 +69,7 @@ impl Pool {
     }
 
     /// Stops reading `shard` and drops the pages read ahead of it.
+    #[cfg(feature = "dynamodb-store")]
     pub(super) fn stop(&mut self, shard: &str) {
         if let Some(handle) = self.aborts.remove(shard) {
             handle.abort();
