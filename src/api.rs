@@ -3,6 +3,9 @@
 //!
 //! Everything here moves data between the SDK client and the pure core; what a fault *means*
 //! is decided by [`retry::classify`](crate::retry::classify) and by the shard cursor.
+//! `GetRecords` pages are parsed by the crate itself unless told otherwise (see [`capture`]).
+
+mod capture;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -16,11 +19,14 @@ use aws_sdk_dynamodbstreams::types::{ShardFilter, ShardFilterType, ShardIterator
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use tokio::time::Instant;
 
-use crate::config::Options;
+use crate::config::{Decoding, Options};
 use crate::error::{Error, ErrorKind, Result};
+use crate::event::{Change, Origin};
 use crate::lineage::ShardInfo;
+use crate::raw::RawPage;
 use crate::retry::{Fault, RetryPolicy, classify, to_error};
 use crate::sequence::SequenceNumber;
+use crate::status::{PageCounters, PageDecoding};
 
 /// The service's page size cap for `DescribeStream`.
 const LIST_LIMIT: i32 = 100;
@@ -34,6 +40,37 @@ pub(crate) struct Context {
     pub(crate) stream_arn: Arc<str>,
     pacer: Arc<Pacer>,
     pub(crate) options: Options,
+    /// How the pages were decoded, for [`Status::pages`](crate::status::Status::pages).
+    pub(crate) pages: Arc<PageCounters>,
+}
+
+/// One `GetRecords` page, decoded by the SDK or by the crate.
+#[derive(Debug)]
+pub(crate) enum Fetched {
+    Sdk(GetRecordsOutput),
+    Raw(RawPage),
+}
+
+impl Fetched {
+    /// The page's changes up to the first malformed record (beside them), and its next
+    /// iterator (`None`: the shard's end).
+    pub(crate) fn into_changes(
+        self,
+        origin: &Arc<Origin>,
+    ) -> (Vec<Change>, Option<Error>, Option<String>) {
+        match self {
+            Self::Sdk(out) => {
+                let (changes, malformed) =
+                    Change::from_records(origin, out.records.unwrap_or_default());
+                (changes, malformed, out.next_shard_iterator)
+            }
+            Self::Raw(mut page) => {
+                let next = page.take_next();
+                let (changes, malformed) = Change::from_page(origin, page);
+                (changes, malformed, next)
+            }
+        }
+    }
 }
 
 /// A call that failed for good (after the retries its fault allows), with what the fault
@@ -51,6 +88,7 @@ impl Context {
             client,
             stream_arn,
             options,
+            pages: Arc::default(),
         }
     }
 
@@ -119,21 +157,44 @@ impl Context {
         })
     }
 
-    /// One page of a shard.
+    /// One page of a shard: parsed by the crate ([`Decoding::Raw`], unless the parse declines
+    /// the page) or by the SDK.
     pub(crate) async fn get_records(
         &self,
         shard: &str,
         iterator: &str,
-    ) -> Result<GetRecordsOutput, Failure> {
+    ) -> Result<Fetched, Failure> {
         let limit = i32::try_from(self.options.page_size).unwrap_or(1000);
-        self.retrying("GetRecords", Some(shard), || {
+        let request = || {
             self.client
                 .get_records()
                 .shard_iterator(iterator)
                 .limit(limit)
-                .send()
+        };
+        if self.options.decoding == Decoding::Sdk {
+            let out = self
+                .retrying("GetRecords", Some(shard), || request().send())
+                .await?;
+            self.pages.count(PageDecoding::Sdk);
+            return Ok(Fetched::Sdk(out));
+        }
+        let slot = capture::Slot::default();
+        let out = self
+            .retrying("GetRecords", Some(shard), || {
+                let capture = capture::Capture::new(&slot);
+                request().customize().interceptor(capture).send()
+            })
+            .await?;
+        Ok(match slot.take() {
+            Some(page) => {
+                self.pages.count(PageDecoding::Raw);
+                Fetched::Raw(page)
+            }
+            None => {
+                self.pages.count(PageDecoding::Fallback);
+                Fetched::Sdk(out)
+            }
         })
-        .await
     }
 
     /// Every shard of the stream: follows `LastEvaluatedShardId` until it is absent (a present

@@ -7,7 +7,9 @@ use aws_sdk_dynamodbstreams::Client;
 
 use crate::api::Context;
 use crate::checkpoint::{Checkpoint, Positions, ShardPosition};
-use crate::config::{Options, Readers, StartPosition, TrimPolicy, at_epoch_secs, epoch_secs};
+use crate::config::{
+    Decoding, Options, Readers, StartPosition, TrimPolicy, at_epoch_secs, epoch_secs,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::merge::Merge;
 use crate::retry::RetryPolicy;
@@ -178,6 +180,15 @@ impl ChangeStreamBuilder {
         self
     }
 
+    /// Who parses `GetRecords` pages: the crate itself, in one pass with images decoded only
+    /// when asked, falling back to the SDK page by page for any form it does not read exactly
+    /// as the SDK does; or the SDK for every page. Events are the same either way. Default is
+    /// [`Decoding::Raw`].
+    pub fn decoding(mut self, decoding: Decoding) -> Self {
+        self.options.decoding = decoding;
+        self
+    }
+
     /// Shares the stream with every other process (and consumer) that uses the same lease
     /// table and group: this stream yields the events of the shards its process holds, and
     /// saving its checkpoints through the table (a [`Committer`](crate::Committer) over it)
@@ -228,8 +239,9 @@ impl ChangeStreamBuilder {
             }
             let positions = Positions::new(stream_arn.clone(), imbl::HashMap::new(), None);
             let ctx = Arc::new(Context::new(self.client, stream_arn.clone(), self.options));
+            let pages = ctx.pages.clone();
             let merge = Merge::leased(ctx, positions, table, self.start)?;
-            return Ok(ChangeStream::new(merge, stream_arn));
+            return Ok(ChangeStream::new(merge, stream_arn, pages));
         }
         let fresh_latest = self.checkpoint.is_none() && self.start == StartPosition::Latest;
         let positions = match &self.checkpoint {
@@ -243,9 +255,11 @@ impl ChangeStreamBuilder {
             }
         };
         let ctx = Arc::new(Context::new(self.client, stream_arn.clone(), self.options));
+        let pages = ctx.pages.clone();
         Ok(ChangeStream::new(
             Merge::new(ctx, positions, fresh_latest),
             stream_arn,
+            pages,
         ))
     }
 }

@@ -51,6 +51,29 @@ pub enum Readers {
     Inline,
 }
 
+/// How `GetRecords` responses become events.
+///
+/// Either way the SDK makes the calls (credentials, signing, endpoints, timeouts, retries,
+/// error responses) and the events read the same, field for field; what differs is who parses
+/// a page's records.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Decoding {
+    /// The crate parses each successful page itself, in one pass over its bytes, and leaves
+    /// images as raw JSON until they are asked for: typed images are decoded straight from it,
+    /// raw ones ([`Change::raw_new_image`](crate::Change::raw_new_image)) built on first use.
+    /// Several times cheaper per event than the SDK's deserializer. A page in any form it does
+    /// not know to read exactly as the SDK does (duplicate keys, floats where integers are
+    /// expected, nulls inside images, attribute types it does not know) is decoded by the SDK
+    /// instead, from the same bytes: nothing is lost or read twice.
+    /// [`Status::pages`](crate::status::Status::pages) counts both.
+    #[default]
+    Raw,
+    /// The SDK's own deserializer for every page: each record's images are decoded into
+    /// [`Item`](crate::Item)s as the page arrives.
+    Sdk,
+}
+
 /// The longest any configured wait may be. Longer ones are refused by `build()`: they would
 /// overflow the clock's arithmetic, and no consumer wants to wait an hour between polls.
 pub(crate) const LONGEST_WAIT: Duration = Duration::from_secs(3600);
@@ -72,6 +95,7 @@ pub(crate) struct Options {
     pub(crate) catch_up: bool,
     pub(crate) trim_policy: TrimPolicy,
     pub(crate) readers: Readers,
+    pub(crate) decoding: Decoding,
 }
 
 impl Default for Options {
@@ -86,6 +110,7 @@ impl Default for Options {
             catch_up: false,
             trim_policy: TrimPolicy::default(),
             readers: Readers::default(),
+            decoding: Decoding::default(),
         }
     }
 }

@@ -1,4 +1,13 @@
 //! One change to the table, as the stream delivers it.
+//!
+//! A [`Change`] holds what places it in the stream (kind, shard, sequence number, creation
+//! time, size) and the rest in one of two forms: decoded by the SDK (its own decoding, the
+//! fallback, Lambda records), or a record of a page the crate parsed itself, whose images
+//! stay raw JSON until asked for. The accessors read the same either way.
+
+mod change_event;
+mod from_page;
+mod from_sdk;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -7,18 +16,19 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use aws_sdk_dynamodbstreams::primitives::DateTime;
-use aws_sdk_dynamodbstreams::types::{
-    AttributeValue, Identity, OperationType, Record, StreamViewType,
-};
+use aws_sdk_dynamodbstreams::types::{AttributeValue, Identity, StreamViewType};
 use serde::de::DeserializeOwned;
 
-use crate::checkpoint::Checkpoint;
+pub use change_event::ChangeEvent;
+
 use crate::error::{Error, ErrorKind, Result};
+use crate::raw::{PageRecord, Part};
 use crate::sequence::SequenceNumber;
-use crate::status::{Gap, LeaseToken};
 
 /// A DynamoDB item or key: attribute names to values.
 pub type Item = HashMap<String, AttributeValue>;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// What happened to the item.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -53,22 +63,42 @@ impl fmt::Display for EventKind {
 /// its checkpoint.
 ///
 /// A [`ChangeEvent`] dereferences to its `Change`, so code written against `&Change` takes
-/// either; [`ChangeEvent::into_parts`] splits one into its `Change` and its [`Checkpoint`].
+/// either; [`ChangeEvent::into_parts`] splits one into its `Change` and its [`Checkpoint`](crate::Checkpoint).
 ///
 /// Images are raw attribute-value maps ([`Item`]); [`new_image`](Self::new_image),
 /// [`old_image`](Self::old_image) and [`keys`](Self::keys) decode them into your own types
 /// through `serde_dynamo`. A decode error concerns this change only.
-#[derive(Clone, PartialEq)]
+///
+/// With the default [`Decoding::Raw`](crate::Decoding::Raw), a change read by a
+/// [`ChangeStream`](crate::ChangeStream) holds its images as the page's JSON: the typed
+/// accessors decode straight from it, the `raw_*` ones build the [`Item`] on first use and
+/// keep it. Such a change shares its page's bytes (up to about 1 MB) with the page's other
+/// changes, and keeps them alive while it lives.
+#[derive(Clone)]
 pub struct Change {
     kind: EventKind,
-    event_id: String,
     origin: Arc<Origin>,
     sequence_number: SequenceNumber,
+    created: Option<DateTime>,
+    size_bytes: Option<i64>,
+    data: Data,
+}
+
+/// The parts of a change that only its reader looks at.
+#[derive(Clone)]
+enum Data {
+    /// Decoded by the SDK.
+    Sdk(Box<SdkData>),
+    /// A record of a page the crate parsed itself.
+    Raw(PageRecord),
+}
+
+#[derive(Clone)]
+struct SdkData {
+    event_id: String,
     keys: Item,
     new_image: Option<Item>,
     old_image: Option<Item>,
-    created: Option<DateTime>,
-    size_bytes: Option<i64>,
     view_type: Option<StreamViewType>,
     user_identity: Option<Identity>,
     aws_region: Option<String>,
@@ -98,68 +128,6 @@ impl Origin {
 }
 
 impl Change {
-    /// Takes an SDK record apart. A record with no sequence number or an unknown event name
-    /// cannot be placed in the stream: that is an error, never a silent skip.
-    pub(crate) fn from_record(origin: &Arc<Origin>, record: Record) -> Result<Self> {
-        let malformed = |why: String| {
-            let error = Error::new(ErrorKind::MalformedRecord, why);
-            match &origin.shard_id {
-                Some(shard) => error.with_shard(shard.to_string()),
-                None => error,
-            }
-        };
-        let event_id = record.event_id.unwrap_or_default();
-        let stream = record
-            .dynamodb
-            .ok_or_else(|| malformed(format!("record {event_id:?} has no `dynamodb` section")))?;
-        let sequence_number = stream
-            .sequence_number
-            .as_deref()
-            .ok_or_else(|| malformed(format!("record {event_id:?} has no sequence number")))
-            .and_then(|s| SequenceNumber::new(s).map_err(|e| malformed(e.to_string())))?;
-        let kind = match record.event_name {
-            Some(OperationType::Insert) => EventKind::Insert,
-            Some(OperationType::Modify) => EventKind::Modify,
-            Some(OperationType::Remove) => EventKind::Remove,
-            other => {
-                return Err(malformed(format!(
-                    "record {event_id:?} has an unknown event name {:?}",
-                    other.as_ref().map(OperationType::as_str)
-                )));
-            }
-        };
-        Ok(Self {
-            kind,
-            event_id,
-            origin: origin.clone(),
-            sequence_number,
-            keys: stream.keys.unwrap_or_default(),
-            new_image: stream.new_image,
-            old_image: stream.old_image,
-            created: stream.approximate_creation_date_time,
-            size_bytes: stream.size_bytes,
-            view_type: stream.stream_view_type,
-            user_identity: record.user_identity,
-            aws_region: record.aws_region,
-        })
-    }
-
-    /// Takes a page of SDK records apart, up to the first that cannot be placed in the stream
-    /// (returned beside them).
-    pub(crate) fn from_records(
-        origin: &Arc<Origin>,
-        records: Vec<Record>,
-    ) -> (Vec<Self>, Option<Error>) {
-        let mut changes = Vec::with_capacity(records.len());
-        for record in records {
-            match Self::from_record(origin, record) {
-                Ok(change) => changes.push(change),
-                Err(e) => return (changes, Some(e)),
-            }
-        }
-        (changes, None)
-    }
-
     /// The creation time in whole seconds since the epoch, if the record has one.
     pub(crate) fn created_secs(&self) -> Option<i64> {
         self.created.map(|t| t.secs())
@@ -196,7 +164,10 @@ impl Change {
 
     /// The record's globally unique id (`eventID`).
     pub fn event_id(&self) -> &str {
-        &self.event_id
+        match &self.data {
+            Data::Sdk(sdk) => &sdk.event_id,
+            Data::Raw(raw) => raw.event_id(),
+        }
     }
 
     /// The shard the record was read from, when its source says: always for the events of a
@@ -218,19 +189,28 @@ impl Change {
 
     /// The item's key attributes, raw.
     pub fn raw_keys(&self) -> &Item {
-        &self.keys
+        match &self.data {
+            Data::Sdk(sdk) => &sdk.keys,
+            Data::Raw(raw) => raw.keys(),
+        }
     }
 
     /// The item after the change, raw: present for `INSERT` and `MODIFY` with the
     /// `NEW_IMAGE` and `NEW_AND_OLD_IMAGES` view types.
     pub fn raw_new_image(&self) -> Option<&Item> {
-        self.new_image.as_ref()
+        match &self.data {
+            Data::Sdk(sdk) => sdk.new_image.as_ref(),
+            Data::Raw(raw) => raw.item(Part::NewImage),
+        }
     }
 
     /// The item before the change, raw: present for `MODIFY` and `REMOVE` with the
     /// `OLD_IMAGE` and `NEW_AND_OLD_IMAGES` view types.
     pub fn raw_old_image(&self) -> Option<&Item> {
-        self.old_image.as_ref()
+        match &self.data {
+            Data::Sdk(sdk) => sdk.old_image.as_ref(),
+            Data::Raw(raw) => raw.item(Part::OldImage),
+        }
     }
 
     /// The keys decoded into `K`.
@@ -238,7 +218,12 @@ impl Change {
     /// # Errors
     /// [`ErrorKind::Decode`] when the keys do not fit `K`.
     pub fn keys<K: DeserializeOwned>(&self) -> Result<K> {
-        self.decode(&self.keys, "keys")
+        let decoded = match &self.data {
+            Data::Sdk(sdk) => Some(decode_item(&sdk.keys)),
+            Data::Raw(raw) => raw.decode(Part::Keys),
+        };
+        self.decoded(decoded, "keys")?
+            .ok_or_else(|| self.decode_error("keys", "the record has no keys".into()))
     }
 
     /// The new image decoded into `T`, or `None` when the record has none.
@@ -246,10 +231,11 @@ impl Change {
     /// # Errors
     /// [`ErrorKind::Decode`] when the image does not fit `T`.
     pub fn new_image<T: DeserializeOwned>(&self) -> Result<Option<T>> {
-        self.new_image
-            .as_ref()
-            .map(|item| self.decode(item, "new image"))
-            .transpose()
+        let decoded = match &self.data {
+            Data::Sdk(sdk) => sdk.new_image.as_ref().map(decode_item),
+            Data::Raw(raw) => raw.decode(Part::NewImage),
+        };
+        self.decoded(decoded, "new image")
     }
 
     /// The old image decoded into `T`, or `None` when the record has none.
@@ -257,24 +243,29 @@ impl Change {
     /// # Errors
     /// [`ErrorKind::Decode`] when the image does not fit `T`.
     pub fn old_image<T: DeserializeOwned>(&self) -> Result<Option<T>> {
-        self.old_image
-            .as_ref()
-            .map(|item| self.decode(item, "old image"))
-            .transpose()
+        let decoded = match &self.data {
+            Data::Sdk(sdk) => sdk.old_image.as_ref().map(decode_item),
+            Data::Raw(raw) => raw.decode(Part::OldImage),
+        };
+        self.decoded(decoded, "old image")
     }
 
-    fn decode<T: DeserializeOwned>(&self, item: &Item, what: &str) -> Result<T> {
-        serde_dynamo::from_item(item.clone()).map_err(|e| {
-            let error = Error::new(
-                ErrorKind::Decode,
-                format!("cannot decode the {what} of event {}", self.event_id),
-            )
-            .with_source(e);
-            match self.shard_id() {
-                Some(shard) => error.with_shard(shard),
-                None => error,
-            }
-        })
+    fn decoded<T>(&self, decoded: Option<Result<T, BoxError>>, what: &str) -> Result<Option<T>> {
+        decoded
+            .transpose()
+            .map_err(|source| self.decode_error(what, source))
+    }
+
+    fn decode_error(&self, what: &str, source: BoxError) -> Error {
+        let error = Error::new(
+            ErrorKind::Decode,
+            format!("cannot decode the {what} of event {}", self.event_id()),
+        )
+        .with_source(source);
+        match self.shard_id() {
+            Some(shard) => error.with_shard(shard),
+            None => error,
+        }
     }
 
     /// When the change was made, rounded down to the second by the service: never order
@@ -290,17 +281,26 @@ impl Change {
 
     /// Which images the stream records.
     pub fn view_type(&self) -> Option<&StreamViewType> {
-        self.view_type.as_ref()
+        match &self.data {
+            Data::Sdk(sdk) => sdk.view_type.as_ref(),
+            Data::Raw(raw) => raw.view_type(),
+        }
     }
 
     /// Who made the change, when the service says (only TTL deletes carry it).
     pub fn user_identity(&self) -> Option<&Identity> {
-        self.user_identity.as_ref()
+        match &self.data {
+            Data::Sdk(sdk) => sdk.user_identity.as_ref(),
+            Data::Raw(raw) => raw.user_identity(),
+        }
     }
 
     /// The region the record was read in.
     pub fn aws_region(&self) -> Option<&str> {
-        self.aws_region.as_deref()
+        match &self.data {
+            Data::Sdk(sdk) => sdk.aws_region.as_deref(),
+            Data::Raw(raw) => raw.aws_region(),
+        }
     }
 
     /// Whether DynamoDB's Time to Live deleted the item (a `REMOVE` whose user identity is the
@@ -310,10 +310,53 @@ impl Change {
     /// delete looks like a user's delete.
     pub fn is_ttl_delete(&self) -> bool {
         self.kind == EventKind::Remove
-            && self.user_identity.as_ref().is_some_and(|id| {
+            && self.user_identity().is_some_and(|id| {
                 id.r#type() == Some("Service")
                     && id.principal_id() == Some("dynamodb.amazonaws.com")
             })
+    }
+}
+
+/// An SDK item into `T` through serde_dynamo. serde_dynamo has no form for an attribute type
+/// the SDK does not know (`AttributeValue::Unknown`, from a newer service) and panics on one,
+/// so such an item is refused first.
+fn decode_item<T: DeserializeOwned>(item: &Item) -> Result<T, BoxError> {
+    fn known(value: &AttributeValue) -> bool {
+        match value {
+            AttributeValue::M(map) => map.values().all(known),
+            AttributeValue::L(list) => list.iter().all(known),
+            AttributeValue::S(_)
+            | AttributeValue::N(_)
+            | AttributeValue::B(_)
+            | AttributeValue::Bool(_)
+            | AttributeValue::Null(_)
+            | AttributeValue::Ss(_)
+            | AttributeValue::Ns(_)
+            | AttributeValue::Bs(_) => true,
+            _ => false,
+        }
+    }
+    if !item.values().all(known) {
+        return Err("an attribute of a type this SDK version does not know".into());
+    }
+    Ok(serde_dynamo::from_item(item.clone())?)
+}
+
+/// Equal when every field reads the same, whichever way each side was decoded.
+impl PartialEq for Change {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind
+            && self.origin == other.origin
+            && self.sequence_number == other.sequence_number
+            && self.created == other.created
+            && self.size_bytes == other.size_bytes
+            && self.event_id() == other.event_id()
+            && self.aws_region() == other.aws_region()
+            && self.view_type() == other.view_type()
+            && self.user_identity() == other.user_identity()
+            && self.raw_keys() == other.raw_keys()
+            && self.raw_new_image() == other.raw_new_image()
+            && self.raw_old_image() == other.raw_old_image()
     }
 }
 
@@ -321,113 +364,10 @@ impl fmt::Debug for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Change")
             .field("kind", &self.kind)
-            .field("event_id", &self.event_id)
+            .field("event_id", &self.event_id())
             .field("shard_id", &self.shard_id())
             .field("sequence_number", &self.sequence_number)
-            .field("keys", &self.keys)
-            .finish_non_exhaustive()
-    }
-}
-
-/// One change to the table, with the checkpoint that resumes the stream right after it: what
-/// a [`ChangeStream`](crate::ChangeStream) yields.
-///
-/// Dereferences to its [`Change`] (kind, keys, images, typed access); adds the
-/// [`checkpoint`](Self::checkpoint) and what was skipped before it
-/// ([`gap_before`](Self::gap_before)).
-#[derive(Clone)]
-pub struct ChangeEvent {
-    change: Change,
-    checkpoint: Checkpoint,
-    gap: Option<Arc<Gap>>,
-    lease: Option<Arc<LeaseToken>>,
-}
-
-impl ChangeEvent {
-    pub(crate) fn new(
-        change: Change,
-        checkpoint: Checkpoint,
-        gap: Option<Arc<Gap>>,
-        lease: Option<Arc<LeaseToken>>,
-    ) -> Self {
-        Self {
-            change,
-            checkpoint,
-            gap,
-            lease,
-        }
-    }
-
-    /// The lease the event was read under, for a stream that shares its shards through a
-    /// lease table (`None` otherwise): a sink that keeps the largest epoch it saw per shard
-    /// and refuses writes of smaller ones cannot be overwritten by a process that lost the
-    /// shard while it was paused.
-    pub fn lease(&self) -> Option<&LeaseToken> {
-        self.lease.as_deref()
-    }
-
-    /// The shard the event was read from. (A [`Change`] in general may not know its shard:
-    /// [`Change::shard_id`] is an `Option`; an event of a stream always does.)
-    pub fn shard_id(&self) -> &str {
-        // Every page of a stream is read from one named shard.
-        self.change.shard_id().unwrap_or_default()
-    }
-
-    /// The change itself.
-    pub fn change(&self) -> &Change {
-        &self.change
-    }
-
-    /// Records of this event's shard that were lost to retention just before this event
-    /// (only with [`TrimPolicy::SkipToTrimHorizon`](crate::TrimPolicy); the default policy
-    /// ends the stream with [`ErrorKind::TrimmedData`] instead).
-    pub fn gap_before(&self) -> Option<&Gap> {
-        self.gap.as_deref()
-    }
-
-    /// The checkpoint that resumes the whole stream right after this event.
-    pub fn checkpoint(&self) -> &Checkpoint {
-        &self.checkpoint
-    }
-
-    /// Splits the event into its change and its checkpoint, for code that processes the one
-    /// and acknowledges the other separately
-    /// ([`Committer::ack_checkpoint`](crate::Committer::ack_checkpoint)).
-    pub fn into_parts(self) -> (Change, Checkpoint) {
-        (self.change, self.checkpoint)
-    }
-
-    /// The checkpoint alone, dropping the change.
-    pub fn into_checkpoint(self) -> Checkpoint {
-        self.checkpoint
-    }
-}
-
-impl std::ops::Deref for ChangeEvent {
-    type Target = Change;
-
-    fn deref(&self) -> &Change {
-        &self.change
-    }
-}
-
-impl AsRef<Change> for ChangeEvent {
-    fn as_ref(&self) -> &Change {
-        &self.change
-    }
-}
-
-impl From<ChangeEvent> for Change {
-    fn from(event: ChangeEvent) -> Self {
-        event.change
-    }
-}
-
-impl fmt::Debug for ChangeEvent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The checkpoint holds every shard's position: too much for a debug line.
-        f.debug_struct("ChangeEvent")
-            .field("change", &self.change)
+            .field("keys", self.raw_keys())
             .finish_non_exhaustive()
     }
 }

@@ -1,6 +1,7 @@
 //! What a [`ChangeStream`](crate::ChangeStream) knows of its shards: [`Status`], from
 //! [`ChangeStream::status`](crate::ChangeStream::status), and the [`Gap`]s it skipped over.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_dynamodbstreams::primitives::DateTime;
@@ -20,6 +21,60 @@ pub struct Status {
     pub gaps: Vec<Gap>,
     /// For a stream that shares its shards through a lease table: what this process holds.
     pub lease: Option<LeaseStatus>,
+    /// How the `GetRecords` pages read so far were decoded.
+    pub pages: PageCounts,
+}
+
+/// How many `GetRecords` pages (with or without records) were decoded which way: see
+/// [`Decoding`](crate::Decoding).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PageCounts {
+    /// Parsed by the crate itself ([`Decoding::Raw`](crate::Decoding::Raw)).
+    pub raw: u64,
+    /// Decoded by the SDK because [`Decoding::Sdk`](crate::Decoding::Sdk) was chosen.
+    pub sdk: u64,
+    /// Decoded by the SDK although [`Decoding::Raw`](crate::Decoding::Raw) was chosen: the page
+    /// was in a form the crate's parse does not read exactly as the SDK does (some emulators
+    /// write timestamps as floats), or the SDK stopped handing over page bodies. A steady
+    /// count here on the real service is worth a bug report.
+    pub fallback: u64,
+}
+
+/// The counters behind [`PageCounts`], shared by a stream's readers.
+#[derive(Debug, Default)]
+pub(crate) struct PageCounters {
+    raw: AtomicU64,
+    sdk: AtomicU64,
+    fallback: AtomicU64,
+}
+
+/// Which way one page was decoded.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum PageDecoding {
+    Raw,
+    Sdk,
+    Fallback,
+}
+
+impl PageCounters {
+    pub(crate) fn count(&self, how: PageDecoding) {
+        let counter = match how {
+            PageDecoding::Raw => &self.raw,
+            PageDecoding::Sdk => &self.sdk,
+            PageDecoding::Fallback => &self.fallback,
+        };
+        // Counts only: no other memory is published through them.
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> PageCounts {
+        PageCounts {
+            raw: self.raw.load(Ordering::Relaxed),
+            sdk: self.sdk.load(Ordering::Relaxed),
+            fallback: self.fallback.load(Ordering::Relaxed),
+        }
+    }
 }
 
 impl Status {

@@ -17,7 +17,7 @@ use crate::error::Result;
 use crate::event::{Change, ChangeEvent};
 use crate::merge::{Merge, Update};
 use crate::shard::{Page, PageEnd};
-use crate::status::{Delivered, Gap, Status};
+use crate::status::{Delivered, Gap, PageCounters, Status};
 
 /// A DynamoDB stream as one ordered [`Stream`] of [`ChangeEvent`]s.
 ///
@@ -36,6 +36,7 @@ pub struct ChangeStream {
     delivered: HashMap<Arc<str>, Delivered>,
     gaps: Vec<Gap>,
     stream_arn: Arc<str>,
+    pages: Arc<PageCounters>,
     done: bool,
 }
 
@@ -59,13 +60,14 @@ struct CurrentPage {
 }
 
 impl ChangeStream {
-    pub(crate) fn new(merge: Merge, stream_arn: Arc<str>) -> Self {
+    pub(crate) fn new(merge: Merge, stream_arn: Arc<str>, pages: Arc<PageCounters>) -> Self {
         Self {
             merge,
             page: None,
             delivered: HashMap::new(),
             gaps: Vec::new(),
             stream_arn,
+            pages,
             done: false,
         }
     }
@@ -90,7 +92,7 @@ impl ChangeStream {
     }
 
     /// A snapshot of every known shard: its state, records delivered, last sequence number and
-    /// how old its last delivered record is. Cheap: no I/O.
+    /// how old its last delivered record is; and how pages were decoded. Cheap: no I/O.
     pub fn status(&self) -> Status {
         let now = SystemTime::now();
         let shards = self
@@ -109,6 +111,7 @@ impl ChangeStream {
             shards,
             gaps: self.gaps.clone(),
             lease: self.lease_status(),
+            pages: self.pages.snapshot(),
         }
     }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use criterion::measurement::WallTime;
 use criterion::{Bencher, BenchmarkGroup, Criterion, SamplingMode};
 use dynamodb_stream::sim::{AttributeValue, Item, RecordKind, SimRecord, Simulator};
-use dynamodb_stream::{ChangeStream, StartPosition};
+use dynamodb_stream::{ChangeStream, Decoding, StartPosition};
 use futures::StreamExt;
 
 /// Every bench runs on mimalloc, the allocator `tail` uses: the SDK parses a page into many
@@ -111,10 +111,22 @@ pub fn backlog(shards: usize, per_shard: usize, split: bool) -> Simulator {
     sim
 }
 
-/// A fresh consumer of the whole backlog, default settings but `TRIM_HORIZON`.
+/// A fresh consumer of the whole backlog, default settings (the raw-page fast path) but
+/// `TRIM_HORIZON`.
 pub fn consumer(sim: &Simulator) -> ChangeStream {
+    consumer_decoding(sim, Decoding::default())
+}
+
+/// [`consumer`] with the SDK decoding every page (the path of the earlier rounds).
+pub fn sdk_consumer(sim: &Simulator) -> ChangeStream {
+    consumer_decoding(sim, Decoding::Sdk)
+}
+
+/// [`consumer`] with the given decoding.
+pub fn consumer_decoding(sim: &Simulator, decoding: Decoding) -> ChangeStream {
     ChangeStream::builder(sim.client(), sim.stream_arn())
         .start(StartPosition::TrimHorizon)
+        .decoding(decoding)
         .build()
         .expect("a valid consumer")
 }

@@ -11,7 +11,6 @@ use futures::Stream;
 use crate::api::Context;
 use crate::checkpoint::resume::ShardStart;
 use crate::error::Result;
-use crate::event::Change;
 
 use cursor::{Cursor, Step, Then};
 pub(crate) use cursor::{Page, PageEnd};
@@ -60,10 +59,9 @@ async fn call(ctx: &Context, cursor: &mut Cursor) -> Step {
         }
     };
     match ctx.get_records(cursor.shard(), &iterator).await {
-        Ok(out) => {
-            let records = out.records.unwrap_or_default();
-            let (changes, malformed) = Change::from_records(cursor.origin(), records);
-            cursor.on_page(changes, malformed, out.next_shard_iterator)
+        Ok(page) => {
+            let (changes, malformed, next) = page.into_changes(cursor.origin());
+            cursor.on_page(changes, malformed, next)
         }
         Err(failure) => cursor.on_failure(failure),
     }

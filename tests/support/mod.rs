@@ -7,6 +7,8 @@ pub mod leases;
 pub mod moto;
 pub mod proxy;
 #[cfg(feature = "test-util")]
+pub mod rewrite;
+#[cfg(feature = "test-util")]
 pub mod sim;
 pub mod tail;
 #[cfg(feature = "test-util")]
