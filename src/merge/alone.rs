@@ -100,7 +100,8 @@ impl Alone {
     fn start(&self, merge: &mut Parts<'_>, ready: Vec<Arc<str>>) {
         for id in ready {
             let start = self.resume.start_of(&id, merge.positions.position(&id));
-            merge.pool.start(merge.ctx, id, start, false);
+            let closed = self.lineage.is_closed(&id);
+            merge.pool.start(merge.ctx, id, start, closed, false);
         }
     }
 

@@ -89,9 +89,18 @@ pub(crate) struct Cursor {
     expiries: u32,
     trims: u32,
     empty_pages: u32,
+    /// The shard is closed: its empty pages are read on back to back (no new records can
+    /// arrive there, so waiting would only delay its children), up to
+    /// [`CLOSED_EMPTY_READ_ON`] in a row.
+    closed: bool,
     gap: Option<Gap>,
     rules: Rules,
 }
+
+/// Consecutive empty pages of a closed shard read back to back before the idle back-off
+/// applies again: a bound, so that a service that never ends a closed shard cannot keep a
+/// reader spinning.
+const CLOSED_EMPTY_READ_ON: u32 = 100;
 
 impl Cursor {
     pub(crate) fn new(
@@ -123,6 +132,7 @@ impl Cursor {
             expiries: 0,
             trims: 0,
             empty_pages: 0,
+            closed: false,
             gap: None,
             rules: Rules {
                 max_retries: options.retry.max_retries,
@@ -132,6 +142,11 @@ impl Cursor {
                 skip_trimmed: options.skip_trimmed(),
             },
         }
+    }
+
+    /// The shard is known to be closed (its `EndingSequenceNumber` was listed).
+    pub(crate) fn closed(&mut self) {
+        self.closed = true;
     }
 
     pub(crate) fn shard(&self) -> &Arc<str> {
@@ -238,6 +253,12 @@ impl Cursor {
             return self.yield_page(kept, PageEnd::More, Then::ReadOn);
         }
         self.empty_pages += 1;
+        if self.closed && self.empty_pages <= CLOSED_EMPTY_READ_ON {
+            return Step {
+                page: None,
+                then: Then::ReadOn,
+            };
+        }
         if let Some(n) = self.rules.catch_up_after {
             if self.empty_pages >= n {
                 tracing::debug!(shard = %self.shard, "shard caught up");

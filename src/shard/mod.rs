@@ -18,15 +18,24 @@ pub(crate) use task::on_task;
 
 pub(crate) type ShardReader = std::pin::Pin<Box<dyn Stream<Item = Result<Page>> + Send>>;
 
-/// Reads one shard from `start` to its end (or, in catch-up mode, to its current end).
+/// Reads one shard from `start` to its end (or, in catch-up mode, to its current end);
+/// `closed`: the listing had its end, so empty pages are read on at once.
 ///
 /// Yields only pages with records, plus the final page (which may be empty). Recovers from
 /// expired iterators silently; retries transient faults within the budget; any other error is
 /// yielded once and ends the stream.
-pub(crate) fn read_shard(ctx: Arc<Context>, shard: Arc<str>, start: ShardStart) -> ShardReader {
+pub(crate) fn read_shard(
+    ctx: Arc<Context>,
+    shard: Arc<str>,
+    start: ShardStart,
+    closed: bool,
+) -> ShardReader {
     Box::pin(async_stream::stream! {
         tracing::info!(shard = %shard, ?start, "shard started");
         let mut cursor = Cursor::new(&ctx.stream_arn, shard, start, &ctx.options);
+        if closed {
+            cursor.closed();
+        }
         loop {
             let Step { page, then } = call(&ctx, &mut cursor).await;
             if let Some(page) = page {
