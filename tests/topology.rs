@@ -228,3 +228,46 @@ async fn a_closed_shards_empty_pages_do_not_delay_its_children() {
         started.elapsed()
     );
 }
+
+/// A consumer that sleeps while 64 shards hold a backlog: the memory budget, not the shard
+/// count, bounds the pages fetched (a call reserves 1 MiB until its page arrives, then keeps
+/// what the page takes); once it reads on, every shard gets its turn and nothing is lost.
+#[tokio::test(start_paused = true)]
+async fn the_memory_budget_bounds_the_pages_a_sleeping_consumer_holds() {
+    use dynamodb_stream::sim::AttributeValue;
+    const MIB: usize = 1 << 20;
+    let sim = Simulator::builder().initial_shards(64).seed(5).build();
+    let records = 64 * 100;
+    for v in 0..records {
+        let mut image = item(&format!("k{v}"), v);
+        image.insert("payload".into(), AttributeValue::S("x".repeat(1000)));
+        sim.put_item(image);
+    }
+    let mut stream = builder(&sim).memory_budget(2 * MIB).build().unwrap();
+    let first = stream.next().await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let memory = stream.status().memory;
+    assert_eq!(memory.budget, 2 * MIB);
+    assert!(memory.reserved <= memory.budget, "{memory:?}");
+    // Pages of about 100 records of 1 kB: 2 MiB holds the one being delivered, the ones that
+    // fit in what a call's reservation leaves, and one call in flight; not one per shard.
+    let fetched = sim.calls().get_records;
+    assert!(
+        fetched <= 12,
+        "{fetched} pages fetched for a sleeping consumer"
+    );
+    let mut events = vec![first];
+    events.extend(take(&mut stream, records as usize - 1).await);
+    assert_per_key_order(&events);
+    let shards: HashSet<&str> = events.iter().map(|e| e.shard_id()).collect();
+    assert_eq!(shards.len(), 64, "every shard delivered");
+    assert!(stream.status().memory.reserved <= 2 * MIB);
+}
+
+#[tokio::test]
+async fn a_memory_budget_below_one_page_is_refused() {
+    let sim = Simulator::builder().build();
+    let err = builder(&sim).memory_budget(1000).build().unwrap_err();
+    assert_eq!(err.kind(), dynamodb_stream::ErrorKind::Config);
+    assert!(err.to_string().contains("memory budget"), "{err}");
+}

@@ -187,6 +187,11 @@ impl RawPage {
         self.records.len()
     }
 
+    /// The size of the page's body in bytes.
+    pub(crate) fn bytes(&self) -> usize {
+        self.text.len()
+    }
+
     /// The page's `NextShardIterator`: `None` only at the shard's end.
     pub(crate) fn take_next(&mut self) -> Option<String> {
         self.next.take()

@@ -10,6 +10,7 @@ use std::time::Duration;
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 
 use crate::api::Failure;
+use crate::budget::Reservation;
 use crate::checkpoint::resume::ShardStart;
 use crate::config::Options;
 use crate::error::Error;
@@ -37,6 +38,8 @@ pub(crate) struct Page {
     pub(crate) end: PageEnd,
     /// Records lost to retention just before this page (trim policy "skip").
     pub(crate) gap: Option<Gap>,
+    /// The page's share of the stream's memory budget, held until it is delivered.
+    pub(crate) reservation: Reservation,
 }
 
 /// What the reader does after a call: hand on a page (or not), then go on as told.
@@ -302,6 +305,7 @@ impl Cursor {
             changes,
             end,
             gap: self.gap.take(),
+            reservation: Reservation::default(),
         }
     }
 

@@ -67,10 +67,18 @@ async fn call(ctx: &Context, cursor: &mut Cursor) -> Step {
             }
         }
     };
+    let mut reservation = ctx.budget.reserve().await;
     match ctx.get_records(cursor.shard(), &iterator).await {
         Ok(page) => {
+            if let Some(bytes) = page.bytes() {
+                reservation.shrink_to(bytes);
+            }
             let (changes, malformed, next) = page.into_changes(cursor.origin());
-            cursor.on_page(changes, malformed, next)
+            let mut step = cursor.on_page(changes, malformed, next);
+            if let Some(page) = step.page.as_mut() {
+                page.reservation = reservation;
+            }
+            step
         }
         Err(failure) => cursor.on_failure(failure),
     }
