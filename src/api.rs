@@ -55,7 +55,8 @@ pub(crate) enum Fetched {
 }
 
 impl Fetched {
-    /// The bytes the page holds in memory, where known (the crate's parse keeps the body).
+    /// The bytes the page holds in memory, where known (the crate's parse keeps the body and
+    /// a table of its records; the changes made from it are counted apart).
     pub(crate) fn bytes(&self) -> Option<usize> {
         match self {
             Self::Sdk(_) => None,

@@ -187,9 +187,9 @@ impl RawPage {
         self.records.len()
     }
 
-    /// The size of the page's body in bytes.
+    /// The bytes the page holds: its body and its table of records.
     pub(crate) fn bytes(&self) -> usize {
-        self.text.len()
+        self.text.len() + self.records.capacity() * std::mem::size_of::<RawRecord>()
     }
 
     /// The page's `NextShardIterator`: `None` only at the shard's end.

@@ -11,6 +11,7 @@ use futures::Stream;
 use crate::api::Context;
 use crate::checkpoint::resume::ShardStart;
 use crate::error::Result;
+use crate::event::Change;
 
 use cursor::{Cursor, Step, Then};
 pub(crate) use cursor::{Page, PageEnd};
@@ -70,10 +71,11 @@ async fn call(ctx: &Context, cursor: &mut Cursor) -> Step {
     let mut reservation = ctx.budget.reserve().await;
     match ctx.get_records(cursor.shard(), &iterator).await {
         Ok(page) => {
-            if let Some(bytes) = page.bytes() {
-                reservation.shrink_to(bytes);
-            }
+            let bytes = page.bytes();
             let (changes, malformed, next) = page.into_changes(cursor.origin());
+            if let Some(bytes) = bytes {
+                reservation.shrink_to(bytes + Change::footprint(&changes));
+            }
             let mut step = cursor.on_page(changes, malformed, next);
             if let Some(page) = step.page.as_mut() {
                 page.reservation = reservation;
