@@ -32,7 +32,7 @@ use crate::status::{PageCounters, PageDecoding};
 /// The service's page size cap for `DescribeStream`.
 const LIST_LIMIT: i32 = 100;
 /// A listing of more pages than this is a server that never ends its pagination.
-const MAX_LIST_PAGES: usize = 10_000;
+pub(crate) const MAX_LIST_PAGES: usize = 10_000;
 
 /// What every reader of one consumer shares: the client, the stream, the options.
 #[derive(Debug)]
@@ -214,6 +214,15 @@ impl Context {
     /// one does not promise more shards).
     pub(crate) async fn list_all(&self) -> Result<Vec<ShardInfo>> {
         self.list(None).await
+    }
+
+    /// One page of the whole listing, starting after shard `start`, and where the next one
+    /// starts (`None`: this was the last).
+    pub(crate) async fn list_page(
+        &self,
+        start: Option<String>,
+    ) -> Result<(Vec<ShardInfo>, Option<String>)> {
+        self.describe(start, None).await
     }
 
     /// The listed children of one shard (`ShardFilter` `CHILD_SHARDS`). Entries that are not

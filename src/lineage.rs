@@ -79,6 +79,11 @@ impl Lineage {
         ready
     }
 
+    /// Whether the shard was listed.
+    pub(crate) fn knows(&self, id: &str) -> bool {
+        self.nodes.contains_key(id)
+    }
+
     /// Whether the last listing had the shard closed.
     pub(crate) fn is_closed(&self, id: &str) -> bool {
         self.nodes.get(id).is_some_and(|node| node.closed)

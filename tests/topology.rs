@@ -7,9 +7,9 @@ mod support;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use dynamodb_stream::Readers;
 use dynamodb_stream::sim::{RecordKind, SimRecord, Simulator};
 use dynamodb_stream::status::ShardState;
+use dynamodb_stream::{ChangeStream, Readers};
 use futures::StreamExt;
 use support::sim::*;
 
@@ -270,4 +270,54 @@ async fn a_memory_budget_below_one_page_is_refused() {
     let err = builder(&sim).memory_budget(1000).build().unwrap_err();
     assert_eq!(err.kind(), dynamodb_stream::ErrorKind::Config);
     assert!(err.to_string().contains("memory budget"), "{err}");
+}
+
+/// The first listing of a 1000-shard stream takes ten paced `DescribeStream` pages (200 ms
+/// apart by default): the shards of each page are read as it arrives, so the first record
+/// comes after one page, not after all ten.
+#[tokio::test(start_paused = true)]
+async fn the_first_record_of_a_thousand_shards_comes_after_one_listing_page() {
+    let sim = Simulator::builder().initial_shards(1000).seed(6).build();
+    for v in 0..2000u64 {
+        sim.put_item(item(&format!("k{v}"), v));
+    }
+    let started = tokio::time::Instant::now();
+    let mut stream = ChangeStream::builder(sim.client(), sim.stream_arn())
+        .start(dynamodb_stream::StartPosition::TrimHorizon)
+        .build()
+        .unwrap();
+    let _first = stream.next().await.unwrap().unwrap();
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_millis(300),
+        "the first record came after {waited:?}"
+    );
+    let rest = take(&mut stream, 1999).await;
+    assert_eq!(rest.len(), 1999);
+}
+
+/// Early pages are read before the listing ends, and lineage order still holds: children on
+/// a later page than their parents, parents split across pages, all read parents first.
+#[tokio::test(start_paused = true)]
+async fn shards_read_before_the_listing_ends_keep_lineage_order() {
+    let sim = Simulator::builder()
+        .initial_shards(150)
+        .max_page(10)
+        .seed(7)
+        .build();
+    let mut v = 0u64;
+    for _ in 0..3 {
+        for _ in 0..600 {
+            sim.put_item(item(&format!("k{}", v % 300), v));
+            v += 1;
+        }
+        let open = open_shards(&sim);
+        for shard in open.iter().step_by(7) {
+            sim.split(shard, 2);
+        }
+    }
+    let events = drain_ok(builder(&sim).until_caught_up(true).build().unwrap()).await;
+    assert_eq!(events.len() as u64, v);
+    assert_per_key_order(&events);
+    assert_parents_first(&sim, &events);
 }
