@@ -159,6 +159,14 @@ impl Stream for ChangeStream {
                 *this.done = true;
                 return Poll::Ready(Some(Err(e)));
             }
+            if this.page.is_some() {
+                // The merge boxes its readers and futures: it is `Unpin`.
+                let merge = Pin::get_mut(this.merge.as_mut());
+                if let Err(e) = merge.poll_first_listing(cx) {
+                    *this.done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
             if let Some(event) = next_event(this.page) {
                 return Poll::Ready(Some(Ok(event)));
             }

@@ -321,3 +321,33 @@ async fn shards_read_before_the_listing_ends_keep_lineage_order() {
     assert_per_key_order(&events);
     assert_parents_first(&sim, &events);
 }
+
+/// While a slow consumer works through its first page, the rest of the first listing still
+/// comes in and its shards start reading (here on their own tasks): a shard listed on a later
+/// page does not wait for the consumer to finish a page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_consumer_does_not_hold_back_the_rest_of_the_first_listing() {
+    let sim = Simulator::builder().initial_shards(300).seed(8).build();
+    for v in 0..30_000u64 {
+        sim.put_item(item(&format!("k{v}"), v));
+    }
+    let mut stream = ChangeStream::builder(sim.client(), sim.stream_arn())
+        .start(dynamodb_stream::StartPosition::TrimHorizon)
+        .describe_interval(Duration::from_millis(10))
+        .build()
+        .unwrap();
+    // Each shard's ~100 records come in one page: the consumer stays inside its first page.
+    let mut fetched = 0;
+    for _ in 0..50 {
+        let _ = stream.next().await.unwrap().unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        fetched = sim.calls().get_records;
+        if fetched >= 300 {
+            break;
+        }
+    }
+    assert!(
+        fetched >= 300,
+        "{fetched} of 300 shards read while the consumer was slow"
+    );
+}

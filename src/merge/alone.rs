@@ -155,6 +155,11 @@ impl Alone {
         }
     }
 
+    /// The first listing is in.
+    pub(super) fn has_listed(&self) -> bool {
+        self.listing.has_listed()
+    }
+
     /// Nothing is listed or to be listed.
     pub(super) fn is_idle(&self) -> bool {
         self.listing.is_idle()

@@ -88,6 +88,11 @@ impl Listing {
             .retain(|parent, _| !lineage.has_children(parent));
     }
 
+    /// The first listing is in.
+    pub(super) fn has_listed(&self) -> bool {
+        self.listed_once
+    }
+
     /// Nothing listed, or to be listed: what catch-up mode waits for before it ends.
     pub(super) fn is_idle(&self) -> bool {
         self.listed_once && self.pending.is_none() && self.awaiting.is_empty()

@@ -48,6 +48,17 @@ enum Source {
     Leased(leased::Leased),
 }
 
+impl Source {
+    /// Catch-up mode: `shard` is read to its current end.
+    fn caught_up(&mut self, shard: &Arc<str>) {
+        match self {
+            Self::Alone(alone) => alone.lineage.caught_up(shard),
+            #[cfg(feature = "dynamodb-store")]
+            Self::Leased(_) => {}
+        }
+    }
+}
+
 pub(crate) struct Merge {
     ctx: Arc<Context>,
     /// Delivered positions, one entry per shard being read (or finished and not yet implied
@@ -58,6 +69,11 @@ pub(crate) struct Merge {
     /// The shard whose final page was handed out last: finished on the next poll.
     delivered_end: Option<Arc<str>>,
     source: Source,
+    /// The first listing is in: [`poll_first_listing`](Self::poll_first_listing) has nothing
+    /// left to do.
+    listed: bool,
+    /// The last readers ended while the first listing was polled: for the next step.
+    drained: bool,
     done: bool,
 }
 
@@ -91,6 +107,8 @@ impl Merge {
             gaps: VecDeque::new(),
             delivered_end: None,
             source,
+            listed: false,
+            drained: false,
             done: false,
         }
     }
@@ -116,6 +134,35 @@ impl Merge {
         self.positions.set(shard, position);
         if let Some(parent) = parent {
             self.positions.forget_finished(&parent);
+        }
+    }
+
+    /// While the first listing is still being read, takes in its pages (starting their
+    /// shards) without taking a page: the stream calls this while it hands out a page, so that
+    /// a slow consumer does not hold back the shards of the listing's later pages.
+    pub(crate) fn poll_first_listing(&mut self, cx: &mut TaskContext<'_>) -> Result<()> {
+        if self.listed {
+            return Ok(());
+        }
+        let (source, parts) = self.parts();
+        match source {
+            Source::Alone(alone) if !alone.has_listed() => alone.poll_listing(cx, parts)?,
+            _ => {
+                self.listed = true;
+                return Ok(());
+            }
+        }
+        // Let the readers started so far read their first pages (bounded by the read-ahead
+        // and the memory budget); the pages wait for the stream.
+        let read_ahead = self.ctx.options.read_ahead;
+        let Self { source, pool, .. } = self;
+        match pool.poll(cx, read_ahead, |shard| source.caught_up(shard)) {
+            Polled::Failed(e) => Err(e),
+            Polled::Drained => {
+                self.drained = true;
+                Ok(())
+            }
+            Polled::Pending => Ok(()),
         }
     }
 
@@ -213,15 +260,11 @@ impl Merge {
             }
             let read_ahead = self.ctx.options.read_ahead;
             let Self { source, pool, .. } = self;
-            let polled = pool.poll(cx, read_ahead, |shard| match source {
-                Source::Alone(alone) => alone.lineage.caught_up(shard),
-                #[cfg(feature = "dynamodb-store")]
-                Source::Leased(_) => {}
-            });
+            let polled = pool.poll(cx, read_ahead, |shard| source.caught_up(shard));
             let drained = match polled {
                 Polled::Failed(e) => return Poll::Ready(Some(Err(e))),
                 Polled::Drained => true,
-                Polled::Pending => false,
+                Polled::Pending => std::mem::take(&mut self.drained),
             };
             if let Some(gap) = self.gaps.pop_front() {
                 return Poll::Ready(Some(Ok(Update::Gap(gap))));
