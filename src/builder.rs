@@ -9,6 +9,7 @@ use crate::api::Context;
 use crate::checkpoint::{Checkpoint, Positions, ShardPosition};
 use crate::config::{
     Decoding, Options, Readers, StartPosition, TrimPolicy, at_epoch_secs, epoch_secs,
+    validate_start,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::merge::Merge;
@@ -209,11 +210,15 @@ impl ChangeStreamBuilder {
     /// # Errors
     /// [`ErrorKind::Config`] for a malformed stream ARN, a page size outside 1..=1000, a zero
     /// read-ahead or poll interval, a poll interval above the maximum, a retry base delay
-    /// above its maximum, or any wait above an hour; [`ErrorKind::CheckpointMismatch`] for a
+    /// above its maximum, any wait above an hour, or a [`StartPosition::AtTimestamp`] before
+    /// the Unix epoch, after the year 9999 or with a lease table;
+    /// [`ErrorKind::CheckpointMismatch`] for a
     /// checkpoint of another stream.
     pub fn build(self) -> Result<ChangeStream> {
         validate_arn(&self.stream_arn)?;
         self.options.validate()?;
+        #[cfg_attr(not(feature = "dynamodb-store"), allow(unused_variables))]
+        let timestamp = validate_start(self.start)?;
         if let Some(cp) = self
             .checkpoint
             .as_ref()
@@ -237,6 +242,12 @@ impl ChangeStreamBuilder {
                     "a stream shared through a lease table resumes from the table: resume_from does not apply (import a checkpoint with LeaseTable::seed)",
                 ));
             }
+            if timestamp.is_some() {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    "a stream shared through a lease table starts at the trim horizon or at LATEST: StartPosition::AtTimestamp is not supported with a lease table",
+                ));
+            }
             let positions = Positions::new(stream_arn.clone(), imbl::HashMap::new(), None);
             let ctx = Arc::new(Context::new(self.client, stream_arn.clone(), self.options));
             let pages = ctx.pages.clone();
@@ -246,13 +257,11 @@ impl ChangeStreamBuilder {
         let fresh_latest = self.checkpoint.is_none() && self.start == StartPosition::Latest;
         let positions = match &self.checkpoint {
             Some(cp) => Positions::new(stream_arn.clone(), cp.to_map(), cp.unlisted().cloned()),
-            None => {
-                let anchor =
-                    epoch_secs(SystemTime::now()).saturating_sub(LATEST_CLOCK_ALLOWANCE_SECS);
-                let unlisted =
-                    fresh_latest.then(|| ShardPosition::LatestSince(at_epoch_secs(anchor)));
-                Positions::new(stream_arn.clone(), imbl::HashMap::new(), unlisted)
-            }
+            None => Positions::new(
+                stream_arn.clone(),
+                imbl::HashMap::new(),
+                unlisted(self.start),
+            ),
         };
         let ctx = Arc::new(Context::new(self.client, stream_arn.clone(), self.options));
         let pages = ctx.pages.clone();
@@ -262,6 +271,21 @@ impl ChangeStreamBuilder {
             pages,
         ))
     }
+}
+
+/// The position of every shard of a fresh consumer: none (the trim horizon), or "since" the
+/// start instant. A `LATEST` start is anchored a little early for clock skew; a timestamp
+/// start is read from the trim horizon, skipping what was created before it, like a `LATEST`
+/// start being resumed (the checkpoint text is the same: `*=t<seconds>`).
+fn unlisted(start: StartPosition) -> Option<ShardPosition> {
+    let since = match start {
+        StartPosition::TrimHorizon => return None,
+        StartPosition::Latest => {
+            epoch_secs(SystemTime::now()).saturating_sub(LATEST_CLOCK_ALLOWANCE_SECS)
+        }
+        StartPosition::AtTimestamp(t) => epoch_secs(t),
+    };
+    Some(ShardPosition::LatestSince(at_epoch_secs(since)))
 }
 
 /// `arn:<partition>:dynamodb:<region>:<account>:table/<name>/stream/<label>`

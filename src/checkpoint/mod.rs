@@ -36,9 +36,10 @@ pub(crate) use positions::Positions;
 pub enum ShardPosition {
     /// Every record up to and including this sequence number was delivered.
     After(SequenceNumber),
-    /// The shard was started at `LATEST` at this instant (whole seconds) and has delivered
-    /// nothing since. On resume it is read from `TRIM_HORIZON`, skipping records created before
-    /// the instant: nothing written after the original start is lost.
+    /// The shard was started at `LATEST` at this instant (whole seconds), or the consumer at
+    /// [`StartPosition::AtTimestamp`](crate::StartPosition::AtTimestamp) this instant, and it
+    /// has delivered nothing since. On resume it is read from `TRIM_HORIZON`, skipping records
+    /// created before the instant: nothing written after the original start is lost.
     LatestSince(SystemTime),
     /// The shard was read to its end.
     Finished,
@@ -58,8 +59,8 @@ pub enum ShardPosition {
 /// ```text
 /// ddbs1;<stream ARN>;*=t<epoch seconds>;<shard>=s<sequence number>;<shard>=f;c<crc32>
 /// ```
-/// (`s`: read up to that record, `f`: finished; `*=t`: the consumer started at `LATEST` at
-/// that time, which holds for every shard not listed; a stream that shares its shards through
+/// (`s`: read up to that record, `f`: finished; `*=t`: the consumer started at `LATEST` or at
+/// a timestamp at that time, which holds for every shard not listed; a stream that shares its shards through
 /// a lease table lists only the shards it holds, each with its lease epoch: `=s<seq>@<epoch>`).
 ///
 /// The text never holds whitespace, quotes, backslashes or control characters (names that
