@@ -12,6 +12,8 @@ use crate::config::{
     validate_start,
 };
 use crate::error::{Error, ErrorKind, Result};
+use crate::event::{Change, EventKind};
+use crate::filter::Filter;
 use crate::merge::Merge;
 use crate::retry::RetryPolicy;
 use crate::store::CheckpointStore;
@@ -35,6 +37,7 @@ impl ChangeStream {
             start: StartPosition::default(),
             checkpoint: None,
             options: Options::default(),
+            filter: None,
             #[cfg(feature = "dynamodb-store")]
             lease: None,
         }
@@ -60,6 +63,7 @@ pub struct ChangeStreamBuilder {
     start: StartPosition,
     checkpoint: Option<Checkpoint>,
     options: Options,
+    filter: Option<Filter>,
     #[cfg(feature = "dynamodb-store")]
     lease: Option<crate::lease::LeaseTable>,
 }
@@ -190,6 +194,35 @@ impl ChangeStreamBuilder {
         self
     }
 
+    /// Yields only the events `keep` returns `true` for, like Lambda's event filtering: the
+    /// others never reach your code, yet count as read. Their positions are in the
+    /// checkpoint of the next event yielded and in [`ChangeStream::checkpoint`], and a
+    /// [`Committer`](crate::Committer) that has every yielded event acknowledged saves past
+    /// dropped events that end the stream (or what of it has been read so far), so a
+    /// filtered-out tail does not hold saves back. Called again, or with
+    /// [`kinds`](Self::kinds), an event must pass every filter. `keep` runs on the stream's
+    /// task, once per record: keep it cheap. Default is none.
+    ///
+    /// ```no_run
+    /// # use dynamodb_stream::{Change, ChangeStream};
+    /// # fn run(client: aws_sdk_dynamodbstreams::Client, arn: &str) -> dynamodb_stream::Result<()> {
+    /// let stream = ChangeStream::builder(client, arn)
+    ///     .filter(|change: &Change| change.raw_keys().contains_key("order_id"))
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn filter(mut self, keep: impl Fn(&Change) -> bool + Send + Sync + 'static) -> Self {
+        self.filter = Some(Filter::and(self.filter.take(), keep));
+        self
+    }
+
+    /// Yields only the events of these kinds: a [`filter`](Self::filter) on
+    /// [`Change::kind`]. An empty list yields nothing.
+    pub fn kinds(self, kinds: impl IntoIterator<Item = EventKind>) -> Self {
+        let kinds: Vec<EventKind> = kinds.into_iter().collect();
+        self.filter(move |change| kinds.contains(&change.kind()))
+    }
+
     /// Shares the stream with every other process (and consumer) that uses the same lease
     /// table and group: this stream yields the events of the shards its process holds, and
     /// saving its checkpoints through the table (a [`Committer`](crate::Committer) over it)
@@ -252,7 +285,7 @@ impl ChangeStreamBuilder {
             let ctx = Arc::new(Context::new(self.client, stream_arn.clone(), self.options));
             let pages = ctx.pages.clone();
             let merge = Merge::leased(ctx, positions, table, self.start)?;
-            return Ok(ChangeStream::new(merge, stream_arn, pages));
+            return Ok(ChangeStream::new(merge, stream_arn, pages, self.filter));
         }
         let fresh_latest = self.checkpoint.is_none() && self.start == StartPosition::Latest;
         let positions = match &self.checkpoint {
@@ -269,6 +302,7 @@ impl ChangeStreamBuilder {
             Merge::new(ctx, positions, fresh_latest),
             stream_arn,
             pages,
+            self.filter,
         ))
     }
 }

@@ -14,6 +14,7 @@ use tokio::time::{Instant, Sleep};
 use crate::checkpoint::Checkpoint;
 use crate::error::Result;
 use crate::event::ChangeEvent;
+use crate::filter::SkipWatch;
 use crate::store::CheckpointStore;
 
 type SaveFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
@@ -117,6 +118,8 @@ struct Saver<C> {
     in_flight: Option<(Checkpoint, SaveFuture)>,
     saved: Option<Checkpoint>,
     timer: Option<Pin<Box<Sleep>>>,
+    /// Positions past events a filter dropped after the last acknowledged one.
+    skips: SkipWatch,
 }
 
 impl<S, C, T> Committer<S, C>
@@ -143,6 +146,7 @@ where
                 in_flight: None,
                 saved: None,
                 timer: None,
+                skips: SkipWatch::default(),
             },
             done: false,
         }
@@ -175,6 +179,7 @@ where
         // A shard's last event: its children (read by this process or, through a lease
         // table, by another) wait for this save, so it is due at once.
         saver.finishes |= checkpoint.head_finished();
+        saver.skips.acked(&checkpoint);
         saver.pending = Some(checkpoint);
         saver.acks = saver.acks.saturating_add(1);
         if saver.since.is_none() {
@@ -227,6 +232,7 @@ where
 
 impl<C: CheckpointStore + 'static> Saver<C> {
     async fn flush(&mut self) -> Result<Option<Checkpoint>> {
+        self.take_skips();
         let mut result = Ok(());
         if self.in_flight.is_some() {
             result = poll_fn(|cx| self.poll_save(cx)).await;
@@ -237,6 +243,15 @@ impl<C: CheckpointStore + 'static> Saver<C> {
             result = poll_fn(|cx| self.poll_save(cx)).await;
         }
         result.map(|()| self.saved.clone())
+    }
+
+    /// Every event yielded was acknowledged, and the stream dropped events after them: their
+    /// position is pending, as if acknowledged (saved at the next threshold).
+    fn take_skips(&mut self) {
+        if let Some(past) = self.skips.take() {
+            self.pending = Some(past);
+            self.since.get_or_insert_with(Instant::now);
+        }
     }
 
     fn due(&self) -> bool {
@@ -333,9 +348,11 @@ where
                 Poll::Ready(Some(item)) => return Poll::Ready(Some(item)),
                 Poll::Ready(None) => {
                     this.done = true;
+                    saver.take_skips();
                     saver.start_save();
                 }
                 Poll::Pending => {
+                    saver.take_skips();
                     if saver.poll_timer(cx) {
                         saver.start_save();
                         continue;

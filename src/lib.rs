@@ -7,6 +7,7 @@ mod checkpoint;
 mod config;
 mod error;
 mod event;
+mod filter;
 mod lineage;
 mod raw;
 mod retry;

@@ -71,6 +71,9 @@ pub enum ShardPosition {
 pub struct Checkpoint {
     base: Arc<Snapshot>,
     head: Option<(Arc<str>, ShardPosition)>,
+    /// For the events of a filtering stream: where the stream publishes positions past the
+    /// events it drops (not part of the position: equality, text and serde ignore it).
+    mark: Option<crate::filter::Mark>,
 }
 
 /// The positions of all shards at one moment, shared by the checkpoints of many events.
@@ -112,7 +115,17 @@ impl Checkpoint {
         Self {
             base,
             head: Some((shard, position)),
+            mark: None,
         }
+    }
+
+    pub(crate) fn with_mark(mut self, mark: crate::filter::Mark) -> Self {
+        self.mark = Some(mark);
+        self
+    }
+
+    pub(crate) fn mark(&self) -> Option<&crate::filter::Mark> {
+        self.mark.as_ref()
     }
 
     /// The ARN of the stream this checkpoint belongs to.
