@@ -11,10 +11,9 @@ use futures::Stream;
 use futures::stream::FusedStream;
 use tokio::time::{Instant, Sleep};
 
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, SkipWatch};
 use crate::error::Result;
 use crate::event::ChangeEvent;
-use crate::filter::SkipWatch;
 use crate::store::CheckpointStore;
 
 type SaveFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
@@ -56,6 +55,11 @@ impl HasCheckpoint for Checkpoint {
 /// idle and being polled), or an acknowledged event was its shard's last (the shard's
 /// children wait for that save). The save completes before the next event is returned. When the
 /// inner stream ends, the last acknowledged position is saved before the end is returned.
+///
+/// Over a [filtering](crate::ChangeStreamBuilder::filter) stream, once the last event it
+/// yielded is acknowledged, the position past the events it dropped after that one is saved
+/// too (as if acknowledged, when the stream waits for records or ends, and by
+/// [`close`](Self::close)): a filtered-out tail does not hold saves back.
 ///
 /// A failed save is returned as an `Err` item; the position stays unsaved and is tried
 /// again at the next threshold and by [`close`](Self::close). A

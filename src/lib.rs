@@ -7,7 +7,6 @@ mod checkpoint;
 mod config;
 mod error;
 mod event;
-mod filter;
 mod lineage;
 mod raw;
 mod retry;
@@ -17,6 +16,7 @@ pub mod status;
 // The drivers: builder -> stream -> merge -> shard -> api -> core.
 mod api;
 mod builder;
+mod filter;
 mod merge;
 mod shard;
 mod stream;

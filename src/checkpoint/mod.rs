@@ -14,6 +14,7 @@ use crate::sequence::SequenceNumber;
 
 mod positions;
 pub(crate) mod resume;
+mod skips;
 mod text;
 
 #[cfg(test)]
@@ -29,6 +30,7 @@ mod testing {
 }
 
 pub(crate) use positions::Positions;
+pub(crate) use skips::{Mark, SkipWatch, Skips};
 
 /// Where one shard stands in a [`Checkpoint`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,7 +75,7 @@ pub struct Checkpoint {
     head: Option<(Arc<str>, ShardPosition)>,
     /// For the events of a filtering stream: where the stream publishes positions past the
     /// events it drops (not part of the position: equality, text and serde ignore it).
-    mark: Option<crate::filter::Mark>,
+    mark: Option<Mark>,
 }
 
 /// The positions of all shards at one moment, shared by the checkpoints of many events.
@@ -119,12 +121,12 @@ impl Checkpoint {
         }
     }
 
-    pub(crate) fn with_mark(mut self, mark: crate::filter::Mark) -> Self {
+    pub(crate) fn with_mark(mut self, mark: Mark) -> Self {
         self.mark = Some(mark);
         self
     }
 
-    pub(crate) fn mark(&self) -> Option<&crate::filter::Mark> {
+    pub(crate) fn mark(&self) -> Option<&Mark> {
         self.mark.as_ref()
     }
 
