@@ -75,11 +75,28 @@ impl Filtering {
     /// `past` lies after every event yielded so far and the dropped ones after them.
     pub(crate) fn publish(&mut self, past: Checkpoint) {
         self.published += 1;
-        let past = past.with_mark(self.mark());
         self.skips.publish(self.yielded, self.published, past);
     }
 
     fn mark(&self) -> Mark {
         Mark::new(self.skips.clone(), self.yielded)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::Positions;
+
+    #[test]
+    fn a_published_position_does_not_keep_the_cell_alive() {
+        let arn = "arn:aws:dynamodb:us-east-1:000000000000:table/t/stream/l";
+        let mut positions = Positions::new(arn.into(), imbl::HashMap::new(), None);
+        let mut filtering = Filtering::new(Filter::new(|_| true));
+        let weak = Arc::downgrade(&filtering.skips);
+        let yielded = filtering.yielding(positions.checkpoint());
+        filtering.publish(positions.checkpoint());
+        drop((filtering, yielded));
+        assert!(weak.upgrade().is_none(), "a reference cycle");
     }
 }

@@ -22,7 +22,8 @@ impl Skips {
     }
 
     /// `checkpoint` lies past every event of the `yielded` the stream yielded and the dropped
-    /// ones after them; `version` grows with every publication.
+    /// ones after them; `version` grows with every publication. Stored without a mark (which
+    /// would point back here: a cycle), given one when taken.
     pub(crate) fn publish(&self, yielded: u64, version: u64, checkpoint: Checkpoint) {
         *self.lock() = Some(Published {
             yielded,
@@ -76,7 +77,7 @@ impl SkipWatch {
             .as_ref()
             .filter(|p| p.yielded == mark.yielded && p.version > self.taken)?;
         self.taken = published.version;
-        Some(published.checkpoint.clone())
+        Some(published.checkpoint.clone().with_mark(mark.clone()))
     }
 }
 
@@ -110,7 +111,9 @@ mod tests {
             "event 2 was yielded, not acknowledged"
         );
         watch.acked(&second);
-        assert_eq!(watch.take(), Some(past(2)));
+        let taken = watch.take().expect("published past the last yielded event");
+        assert_eq!(taken, past(2));
+        assert!(taken.mark().is_some(), "marked, for the next publication");
         assert!(watch.take().is_none(), "taken once");
         skips.publish(2, 2, past(2));
         assert!(watch.take().is_some(), "a newer publication");
