@@ -10,7 +10,12 @@
 //! so the read-ahead (1000 shards × 1 page × 100 records = 100,000 records) is a small part of
 //! the backlog (1000 × 2000 = 2,000,000 records); the consumer's settings are the defaults.
 //! Environment: `MEMORY_SHARDS`, `MEMORY_BACKLOG` (records per shard), `MEMORY_PAGE`,
-//! `MEMORY_SECONDS`, `MEMORY_RATE` (events/s the consumer allows itself).
+//! `MEMORY_SECONDS`, `MEMORY_RATE` (events/s the consumer allows itself), `MEMORY_BUDGET_MIB`
+//! (the stream's memory budget, default 256: the builder's default).
+//!
+//! The issue-12 measurement: `MEMORY_PAGE=1000` (the service's and the consumer's default page
+//! size) and `MEMORY_RATE=100` (a consumer that all but sleeps), at 1000 and 10,000 shards:
+//! the growth must stay within the budget + 64 MiB.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -43,6 +48,7 @@ fn main() {
     let page = env("MEMORY_PAGE", 100);
     let seconds = env("MEMORY_SECONDS", 20);
     let rate = env("MEMORY_RATE", 10_000);
+    let budget = env("MEMORY_BUDGET_MIB", 256) << 20;
 
     let rt = support::real_runtime();
     rt.block_on(async {
@@ -77,6 +83,7 @@ fn main() {
 
         let mut stream = ChangeStream::builder(sim.client(), sim.stream_arn())
             .start(StartPosition::TrimHorizon)
+            .memory_budget(budget)
             .build()
             .expect("a valid consumer");
         let begin = Instant::now();
@@ -122,6 +129,13 @@ fn main() {
             mib(hi),
             shards * backlog,
             (shards * backlog) as u64 - events,
+        );
+        let memory = stream.status().memory;
+        println!(
+            "memory: budget {:.0} MiB, reserved at the end {:.1} MiB; GetRecords calls {}",
+            mib(memory.budget as u64),
+            mib(memory.reserved as u64),
+            sim.calls().get_records,
         );
     });
 }

@@ -19,6 +19,7 @@ use aws_sdk_dynamodbstreams::types::{ShardFilter, ShardFilterType, ShardIterator
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use tokio::time::Instant;
 
+use crate::budget::Budget;
 use crate::config::{Decoding, Options};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{Change, Origin};
@@ -31,7 +32,7 @@ use crate::status::{PageCounters, PageDecoding};
 /// The service's page size cap for `DescribeStream`.
 const LIST_LIMIT: i32 = 100;
 /// A listing of more pages than this is a server that never ends its pagination.
-const MAX_LIST_PAGES: usize = 10_000;
+pub(crate) const MAX_LIST_PAGES: usize = 10_000;
 
 /// What every reader of one consumer shares: the client, the stream, the options.
 #[derive(Debug)]
@@ -42,6 +43,8 @@ pub(crate) struct Context {
     pub(crate) options: Options,
     /// How the pages were decoded, for [`Status::pages`](crate::status::Status::pages).
     pub(crate) pages: Arc<PageCounters>,
+    /// The stream's memory budget, shared by its readers.
+    pub(crate) budget: Arc<Budget>,
 }
 
 /// One `GetRecords` page, decoded by the SDK or by the crate.
@@ -52,6 +55,15 @@ pub(crate) enum Fetched {
 }
 
 impl Fetched {
+    /// The bytes the page holds in memory, where known (the crate's parse keeps the body and
+    /// a table of its records; the changes made from it are counted apart).
+    pub(crate) fn bytes(&self) -> Option<usize> {
+        match self {
+            Self::Sdk(_) => None,
+            Self::Raw(page) => Some(page.bytes()),
+        }
+    }
+
     /// The page's changes up to the first malformed record (beside them), and its next
     /// iterator (`None`: the shard's end).
     pub(crate) fn into_changes(
@@ -85,6 +97,7 @@ impl Context {
     pub(crate) fn new(client: Client, stream_arn: Arc<str>, options: Options) -> Self {
         Self {
             pacer: Pacer::shared(&stream_arn, options.describe_interval),
+            budget: Arc::new(Budget::new(options.memory_budget)),
             client,
             stream_arn,
             options,
@@ -201,6 +214,15 @@ impl Context {
     /// one does not promise more shards).
     pub(crate) async fn list_all(&self) -> Result<Vec<ShardInfo>> {
         self.list(None).await
+    }
+
+    /// One page of the whole listing, starting after shard `start`, and where the next one
+    /// starts (`None`: this was the last).
+    pub(crate) async fn list_page(
+        &self,
+        start: Option<String>,
+    ) -> Result<(Vec<ShardInfo>, Option<String>)> {
+        self.describe(start, None).await
     }
 
     /// The listed children of one shard (`ShardFilter` `CHILD_SHARDS`). Entries that are not

@@ -142,10 +142,24 @@ impl ChangeStreamBuilder {
         self
     }
 
-    /// Pages each shard may read ahead of the consumer, at least 1. Memory is bounded by
-    /// shards × read-ahead × 1 MB (the service's page cap). Default is 1.
+    /// Pages each shard may read ahead of the consumer, at least 1. Default is 1. The whole
+    /// stream's pages also stay within [`memory_budget`](Self::memory_budget).
     pub fn read_ahead(mut self, pages: usize) -> Self {
         self.options.read_ahead = pages;
+        self
+    }
+
+    /// The bytes of `GetRecords` pages the stream may hold fetched and not yet delivered,
+    /// calls in flight included: each call reserves 1 MiB (what a page may take) until its
+    /// page arrives, then keeps what the page takes until its last event is handed out.
+    /// Shards beyond it wait their turn, first come first served, so none starves; idle
+    /// shards hold nothing between polls. At least 1 MiB. Default is 256 MiB.
+    ///
+    /// Not counted: events you still hold after they were handed out (on the default
+    /// [`Decoding::Raw`](crate::Decoding::Raw), an event shares its page's bytes), and a
+    /// page's excess over its 1 MiB reservation.
+    pub fn memory_budget(mut self, bytes: usize) -> Self {
+        self.options.memory_budget = bytes;
         self
     }
 
@@ -283,9 +297,8 @@ impl ChangeStreamBuilder {
             }
             let positions = Positions::new(stream_arn.clone(), imbl::HashMap::new(), None);
             let ctx = Arc::new(Context::new(self.client, stream_arn.clone(), self.options));
-            let pages = ctx.pages.clone();
-            let merge = Merge::leased(ctx, positions, table, self.start)?;
-            return Ok(ChangeStream::new(merge, stream_arn, pages, self.filter));
+            let merge = Merge::leased(ctx.clone(), positions, table, self.start)?;
+            return Ok(ChangeStream::new(merge, &ctx, self.filter));
         }
         let fresh_latest = self.checkpoint.is_none() && self.start == StartPosition::Latest;
         let positions = match &self.checkpoint {
@@ -297,13 +310,8 @@ impl ChangeStreamBuilder {
             ),
         };
         let ctx = Arc::new(Context::new(self.client, stream_arn.clone(), self.options));
-        let pages = ctx.pages.clone();
-        Ok(ChangeStream::new(
-            Merge::new(ctx, positions, fresh_latest),
-            stream_arn,
-            pages,
-            self.filter,
-        ))
+        let merge = Merge::new(ctx.clone(), positions, fresh_latest);
+        Ok(ChangeStream::new(merge, &ctx, self.filter))
     }
 }
 

@@ -112,6 +112,8 @@ pub(crate) struct Options {
     pub(crate) trim_policy: TrimPolicy,
     pub(crate) readers: Readers,
     pub(crate) decoding: Decoding,
+    /// Bytes of pages fetched and not yet delivered, calls in flight included.
+    pub(crate) memory_budget: usize,
 }
 
 impl Default for Options {
@@ -127,6 +129,7 @@ impl Default for Options {
             trim_policy: TrimPolicy::default(),
             readers: Readers::default(),
             decoding: Decoding::default(),
+            memory_budget: crate::budget::DEFAULT_BUDGET,
         }
     }
 }
@@ -140,6 +143,15 @@ impl Options {
         }
         if self.read_ahead == 0 {
             return config("read-ahead must be at least one page".into());
+        }
+        let budget = crate::budget::CALL_RESERVE..=crate::budget::MAX_BUDGET;
+        if !budget.contains(&self.memory_budget) {
+            return config(format!(
+                "memory budget of {} bytes is outside {} bytes (one page) ..= {} bytes",
+                self.memory_budget,
+                budget.start(),
+                budget.end()
+            ));
         }
         let waits = [
             ("poll interval", self.poll_interval),

@@ -15,6 +15,7 @@ pub mod status;
 
 // The drivers: builder -> stream -> merge -> shard -> api -> core.
 mod api;
+mod budget;
 mod builder;
 mod filter;
 mod merge;

@@ -22,6 +22,8 @@ pub(crate) struct ShardInfo {
 struct Node {
     parent: Option<Arc<str>>,
     state: ShardState,
+    /// Listed with an `EndingSequenceNumber`: no new records will arrive.
+    closed: bool,
 }
 
 #[derive(Debug, Default)]
@@ -45,13 +47,15 @@ impl Lineage {
     ) -> Vec<Arc<str>> {
         let mut added = Vec::new();
         for info in shards {
-            if self.nodes.contains_key(&info.id) {
+            if let Some(node) = self.nodes.get_mut(&info.id) {
+                node.closed |= info.closed;
                 continue;
             }
             self.nodes.insert(
                 info.id.clone(),
                 Node {
                     parent: info.parent.clone(),
+                    closed: info.closed,
                     state: if done(info) {
                         ShardState::Finished
                     } else {
@@ -73,6 +77,16 @@ impl Lineage {
             self.set_state(id, ShardState::Reading);
         }
         ready
+    }
+
+    /// Whether the shard was listed.
+    pub(crate) fn knows(&self, id: &str) -> bool {
+        self.nodes.contains_key(id)
+    }
+
+    /// Whether the last listing had the shard closed.
+    pub(crate) fn is_closed(&self, id: &str) -> bool {
+        self.nodes.get(id).is_some_and(|node| node.closed)
     }
 
     fn is_ready(&self, id: &str) -> bool {

@@ -23,6 +23,21 @@ pub struct Status {
     pub lease: Option<LeaseStatus>,
     /// How the `GetRecords` pages read so far were decoded.
     pub pages: PageCounts,
+    /// The memory budget and what is reserved of it now.
+    pub memory: MemoryUse,
+}
+
+/// The stream's memory budget
+/// ([`ChangeStreamBuilder::memory_budget`](crate::ChangeStreamBuilder::memory_budget)) and its
+/// use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MemoryUse {
+    /// The budget, in bytes.
+    pub budget: usize,
+    /// Bytes reserved now: pages fetched and not yet delivered, and calls in flight (1 MiB
+    /// each until their page arrives).
+    pub reserved: usize,
 }
 
 /// How many `GetRecords` pages (with or without records) were decoded which way: see

@@ -12,13 +12,15 @@ use futures::Stream;
 use futures::stream::FusedStream;
 use pin_project::pin_project;
 
+use crate::api::Context as Api;
+use crate::budget::{Budget, Reservation};
 use crate::checkpoint::{Checkpoint, ShardPosition, Snapshot};
 use crate::error::Result;
 use crate::event::{Change, ChangeEvent};
 use crate::filter::{Filter, Filtering};
 use crate::merge::{Merge, Update};
 use crate::shard::{Page, PageEnd};
-use crate::status::{Delivered, Gap, PageCounters, Status};
+use crate::status::{Delivered, Gap, MemoryUse, PageCounters, Status};
 
 /// A DynamoDB stream as one ordered [`Stream`] of [`ChangeEvent`]s.
 ///
@@ -39,6 +41,7 @@ pub struct ChangeStream {
     stream_arn: Arc<str>,
     pages: Arc<PageCounters>,
     filtering: Option<Filtering>,
+    budget: Arc<Budget>,
     done: bool,
 }
 
@@ -64,22 +67,20 @@ struct CurrentPage {
     /// The lease the page was read under, for a leased stream.
     #[cfg(feature = "dynamodb-store")]
     lease: Option<Arc<crate::lease::Grant>>,
+    /// The page's share of the memory budget: given back once the page is done.
+    _reservation: Reservation,
 }
 
 impl ChangeStream {
-    pub(crate) fn new(
-        merge: Merge,
-        stream_arn: Arc<str>,
-        pages: Arc<PageCounters>,
-        filter: Option<Filter>,
-    ) -> Self {
+    pub(crate) fn new(merge: Merge, ctx: &Api, filter: Option<Filter>) -> Self {
         Self {
             merge,
             page: None,
             delivered: HashMap::new(),
             gaps: Vec::new(),
-            stream_arn,
-            pages,
+            stream_arn: ctx.stream_arn.clone(),
+            pages: ctx.pages.clone(),
+            budget: ctx.budget.clone(),
             filtering: filter.map(Filtering::new),
             done: false,
         }
@@ -126,6 +127,10 @@ impl ChangeStream {
             gaps: self.gaps.clone(),
             lease: self.lease_status(),
             pages: self.pages.snapshot(),
+            memory: MemoryUse {
+                budget: self.budget.limit(),
+                reserved: self.budget.reserved(),
+            },
         }
     }
 
@@ -227,6 +232,7 @@ fn open_page(base: Arc<Snapshot>, page: Page) -> CurrentPage {
         delivered: Delivered::default(),
         #[cfg(feature = "dynamodb-store")]
         lease: None,
+        _reservation: page.reservation,
     }
 }
 

@@ -7,9 +7,9 @@ mod support;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use dynamodb_stream::Readers;
 use dynamodb_stream::sim::{RecordKind, SimRecord, Simulator};
 use dynamodb_stream::status::ShardState;
+use dynamodb_stream::{ChangeStream, Readers};
 use futures::StreamExt;
 use support::sim::*;
 
@@ -196,4 +196,128 @@ async fn catch_up_ends_when_the_last_reader_ends_without_a_page() {
         let took = started.elapsed();
         assert!(took < Duration::from_secs(10), "{readers:?}: {took:?}");
     }
+}
+
+/// A closed shard that answers empty pages before its end (as the service may) is read on
+/// at once, not at the idle back-off: no new data can arrive there, so waiting would only
+/// delay its children. At the idle back-off, these took 3.75 s of the paused clock.
+#[tokio::test(start_paused = true)]
+async fn a_closed_shards_empty_pages_do_not_delay_its_children() {
+    let sim = Simulator::builder().initial_shards(1).seed(4).build();
+    let parent = sim.shards()[0].shard_id.clone();
+    sim.put_item(item("k0", 0));
+    let children = sim.split(&parent, 2);
+    sim.empty_pages(&parent, 20);
+    for v in 1..5u64 {
+        sim.put_item(item(&format!("k{v}"), v));
+    }
+    let started = tokio::time::Instant::now();
+    let mut stream = builder(&sim).build().unwrap();
+    let events = take(&mut stream, 5).await;
+    assert_parents_first(&sim, &events);
+    assert!(
+        events
+            .iter()
+            .skip(1)
+            .all(|e| children.iter().any(|c| c == e.shard_id()))
+    );
+    // The start-up listing's pacing is the only wait left.
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "the children's records came {:?} after the start",
+        started.elapsed()
+    );
+}
+
+/// A consumer that sleeps while 64 shards hold a backlog: the memory budget, not the shard
+/// count, bounds the pages fetched (a call reserves 1 MiB until its page arrives, then keeps
+/// what the page takes); once it reads on, every shard gets its turn and nothing is lost.
+#[tokio::test(start_paused = true)]
+async fn the_memory_budget_bounds_the_pages_a_sleeping_consumer_holds() {
+    use dynamodb_stream::sim::AttributeValue;
+    const MIB: usize = 1 << 20;
+    let sim = Simulator::builder().initial_shards(64).seed(5).build();
+    let records = 64 * 100;
+    for v in 0..records {
+        let mut image = item(&format!("k{v}"), v);
+        image.insert("payload".into(), AttributeValue::S("x".repeat(1000)));
+        sim.put_item(image);
+    }
+    let mut stream = builder(&sim).memory_budget(2 * MIB).build().unwrap();
+    let first = stream.next().await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let memory = stream.status().memory;
+    assert_eq!(memory.budget, 2 * MIB);
+    assert!(memory.reserved <= memory.budget, "{memory:?}");
+    // Pages of about 100 records of 1 kB: 2 MiB holds the one being delivered, the ones that
+    // fit in what a call's reservation leaves, and one call in flight; not one per shard.
+    let fetched = sim.calls().get_records;
+    assert!(
+        fetched <= 12,
+        "{fetched} pages fetched for a sleeping consumer"
+    );
+    let mut events = vec![first];
+    events.extend(take(&mut stream, records as usize - 1).await);
+    assert_per_key_order(&events);
+    let shards: HashSet<&str> = events.iter().map(|e| e.shard_id()).collect();
+    assert_eq!(shards.len(), 64, "every shard delivered");
+    assert!(stream.status().memory.reserved <= 2 * MIB);
+}
+
+#[tokio::test]
+async fn a_memory_budget_below_one_page_is_refused() {
+    let sim = Simulator::builder().build();
+    let err = builder(&sim).memory_budget(1000).build().unwrap_err();
+    assert_eq!(err.kind(), dynamodb_stream::ErrorKind::Config);
+    assert!(err.to_string().contains("memory budget"), "{err}");
+}
+
+/// The first listing of a 1000-shard stream takes ten paced `DescribeStream` pages (200 ms
+/// apart by default): the shards of each page are read as it arrives, so the first record
+/// comes after one page, not after all ten.
+#[tokio::test(start_paused = true)]
+async fn the_first_record_of_a_thousand_shards_comes_after_one_listing_page() {
+    let sim = Simulator::builder().initial_shards(1000).seed(6).build();
+    for v in 0..2000u64 {
+        sim.put_item(item(&format!("k{v}"), v));
+    }
+    let started = tokio::time::Instant::now();
+    let mut stream = ChangeStream::builder(sim.client(), sim.stream_arn())
+        .start(dynamodb_stream::StartPosition::TrimHorizon)
+        .build()
+        .unwrap();
+    let _first = stream.next().await.unwrap().unwrap();
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_millis(300),
+        "the first record came after {waited:?}"
+    );
+    let rest = take(&mut stream, 1999).await;
+    assert_eq!(rest.len(), 1999);
+}
+
+/// Early pages are read before the listing ends, and lineage order still holds: children on
+/// a later page than their parents, parents split across pages, all read parents first.
+#[tokio::test(start_paused = true)]
+async fn shards_read_before_the_listing_ends_keep_lineage_order() {
+    let sim = Simulator::builder()
+        .initial_shards(150)
+        .max_page(10)
+        .seed(7)
+        .build();
+    let mut v = 0u64;
+    for _ in 0..3 {
+        for _ in 0..600 {
+            sim.put_item(item(&format!("k{}", v % 300), v));
+            v += 1;
+        }
+        let open = open_shards(&sim);
+        for shard in open.iter().step_by(7) {
+            sim.split(shard, 2);
+        }
+    }
+    let events = drain_ok(builder(&sim).until_caught_up(true).build().unwrap()).await;
+    assert_eq!(events.len() as u64, v);
+    assert_per_key_order(&events);
+    assert_parents_first(&sim, &events);
 }

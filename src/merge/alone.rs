@@ -22,6 +22,8 @@ pub(super) struct Alone {
     /// What the first listing made of the start: which shards need no reading, which start at
     /// `LATEST`.
     resume: Resume,
+    /// Shards of the first listing's early pages whose parent is not listed yet.
+    held: Vec<ShardInfo>,
 }
 
 impl Alone {
@@ -31,6 +33,7 @@ impl Alone {
             listing: Listing::new(ctx),
             fresh_latest,
             resume: Resume::default(),
+            held: Vec::new(),
         }
     }
 
@@ -48,14 +51,51 @@ impl Alone {
             let merge = merge.reborrow();
             match result? {
                 Discovered::Full { shards, first } => {
+                    self.held.clear();
                     self.on_listing(merge, shards, true, first)?
                 }
+                Discovered::Page(shards) => self.on_first_page(merge, shards),
                 Discovered::Children(parent, children) => {
                     tracing::debug!(parent = %parent, children = children.len(), "child shards listed");
                     self.on_listing(merge, children, false, false)?;
                 }
             }
         }
+    }
+
+    /// A page of the first listing, ahead of the rest. With nothing to resume and not at
+    /// `LATEST` (whose closed shards are decided by the whole listing), its shards are read at
+    /// once; a shard whose parent is not listed yet waits, with its descendants, for the rest
+    /// (the parent may be on a later page, or gone).
+    fn on_first_page(&mut self, mut merge: Parts<'_>, page: Vec<ShardInfo>) {
+        if self.fresh_latest || !merge.positions.listed().is_empty() {
+            return;
+        }
+        self.held.extend(page);
+        let mut now: Vec<ShardInfo> = Vec::new();
+        let mut taken: HashSet<Arc<str>> = HashSet::new();
+        loop {
+            let (ready, wait): (Vec<ShardInfo>, Vec<ShardInfo>) =
+                std::mem::take(&mut self.held).into_iter().partition(|s| {
+                    s.parent
+                        .as_ref()
+                        .is_none_or(|p| self.lineage.knows(p) || taken.contains(p))
+                });
+            self.held = wait;
+            if ready.is_empty() {
+                break;
+            }
+            taken.extend(ready.iter().map(|s| s.id.clone()));
+            now.extend(ready);
+        }
+        let ready = self.lineage.observe(&now, |_| false);
+        if !ready.is_empty() {
+            tracing::info!(
+                shards = ready.len(),
+                "shards ready before the listing's end"
+            );
+        }
+        self.start(&mut merge, ready);
     }
 
     fn on_listing(
@@ -100,7 +140,8 @@ impl Alone {
     fn start(&self, merge: &mut Parts<'_>, ready: Vec<Arc<str>>) {
         for id in ready {
             let start = self.resume.start_of(&id, merge.positions.position(&id));
-            merge.pool.start(merge.ctx, id, start, false);
+            let closed = self.lineage.is_closed(&id);
+            merge.pool.start(merge.ctx, id, start, closed, false);
         }
     }
 

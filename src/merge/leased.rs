@@ -80,7 +80,7 @@ impl Leased {
                         .lease(shard.clone(), grant.token.epoch(), position);
                     merge
                         .pool
-                        .start(merge.ctx, shard.clone(), grant.start.clone(), true);
+                        .start(merge.ctx, shard.clone(), grant.start.clone(), false, true);
                     self.states.insert(shard.clone(), ShardState::Reading);
                     self.grants.insert(shard, grant);
                 }

@@ -13,8 +13,8 @@ use futures::FutureExt as _;
 use futures::future::BoxFuture;
 use tokio::time::{Instant, Sleep};
 
-use crate::api::Context;
-use crate::error::Result;
+use crate::api::{Context, MAX_LIST_PAGES};
+use crate::error::{Error, ErrorKind, Result};
 use crate::lineage::{Lineage, ShardInfo};
 
 /// How often the whole shard list is read again, to catch anything a targeted look-up missed.
@@ -27,13 +27,29 @@ const CHILDREN_RETRY_MAX: Duration = Duration::from_secs(5);
 pub(super) enum Discovered {
     /// Every shard of the stream; `first` for the consumer's first listing.
     Full { shards: Vec<ShardInfo>, first: bool },
+    /// One page of the first listing, with more to come: what it lists, ahead of the rest
+    /// (the last page comes as the whole `Full` listing).
+    Page(Vec<ShardInfo>),
     /// The children of one shard.
     Children(Arc<str>, Vec<ShardInfo>),
+}
+
+/// A page of the first listing as the call returns it: its shards, the shard it started
+/// after, and the shard the next page starts after.
+struct FirstPage {
+    shards: Vec<ShardInfo>,
+    start: Option<String>,
+    last: Option<String>,
 }
 
 pub(super) struct Listing {
     ctx: Arc<Context>,
     pending: Option<BoxFuture<'static, Result<Discovered>>>,
+    /// The first listing, read one page at a time so that its shards can start early.
+    first_page: Option<BoxFuture<'static, Result<FirstPage>>>,
+    /// The first listing's pages so far.
+    first_shards: Vec<ShardInfo>,
+    first_pages: usize,
     timer: Pin<Box<Sleep>>,
     next_full: Instant,
     next_children: Instant,
@@ -48,6 +64,9 @@ impl Listing {
         Self {
             ctx,
             pending: None,
+            first_page: None,
+            first_shards: Vec::new(),
+            first_pages: 0,
             timer: Box::pin(tokio::time::sleep_until(now)),
             next_full: now,
             next_children: now,
@@ -74,9 +93,47 @@ impl Listing {
         self.listed_once && self.pending.is_none() && self.awaiting.is_empty()
     }
 
+    /// Reads the first listing one page at a time: each page but the last as a
+    /// [`Discovered::Page`], then the whole listing as [`Discovered::Full`].
+    fn poll_first(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<Discovered>> {
+        let pending = self
+            .first_page
+            .get_or_insert_with(|| first_page(self.ctx.clone(), None));
+        let page = ready!(pending.poll_unpin(cx));
+        self.first_page = None;
+        let FirstPage {
+            shards,
+            start,
+            last,
+        } = page?;
+        self.first_pages += 1;
+        self.first_shards.extend(shards.iter().cloned());
+        match last {
+            // A server that hands back the page start it was given would loop forever.
+            Some(last) if Some(&last) != start.as_ref() => {
+                if self.first_pages >= MAX_LIST_PAGES {
+                    return Poll::Ready(Err(Error::new(
+                        ErrorKind::InvalidRequest,
+                        format!("DescribeStream kept paginating past {MAX_LIST_PAGES} pages"),
+                    )));
+                }
+                self.first_page = Some(first_page(self.ctx.clone(), Some(last)));
+                Poll::Ready(Ok(Discovered::Page(shards)))
+            }
+            _ => {
+                self.listed_once = true;
+                self.next_full = Instant::now() + FULL_LISTING_EVERY;
+                Poll::Ready(Ok(Discovered::Full {
+                    shards: std::mem::take(&mut self.first_shards),
+                    first: true,
+                }))
+            }
+        }
+    }
+
     /// A look-up for children is due but was held back while readers were busy.
     pub(super) fn is_deferred(&self) -> bool {
-        self.pending.is_none() && !self.awaiting.is_empty()
+        self.listed_once && self.pending.is_none() && !self.awaiting.is_empty()
     }
 
     /// Starts the listing that is due, if any, and returns its result once it has one.
@@ -86,6 +143,9 @@ impl Listing {
         cx: &mut TaskContext<'_>,
         readers_busy: bool,
     ) -> Poll<Result<Discovered>> {
+        if !self.listed_once {
+            return self.poll_first(cx);
+        }
         self.schedule(Instant::now(), readers_busy);
         let Some(pending) = self.pending.as_mut() else {
             // Registers the waker for the next scheduled listing.
@@ -94,9 +154,6 @@ impl Listing {
         };
         let result = ready!(pending.poll_unpin(cx));
         self.pending = None;
-        if let Ok(Discovered::Full { first: true, .. }) = &result {
-            self.listed_once = true;
-        }
         if self.ctx.options.catch_up {
             // Catch-up: a parent whose children were looked for and not found is read to its
             // current end; its children, once listed, are not.
@@ -111,9 +168,9 @@ impl Listing {
             return;
         }
         let catch_up = self.ctx.options.catch_up;
-        if !self.listed_once || (!catch_up && now >= self.next_full) {
+        if !catch_up && now >= self.next_full {
             self.next_full = now + FULL_LISTING_EVERY;
-            self.pending = Some(self.full(!self.listed_once));
+            self.pending = Some(self.full(false));
             return;
         }
         // Catch-up: the run cannot end while readers are busy, and children found meanwhile
@@ -168,4 +225,17 @@ impl Listing {
         }
         .boxed()
     }
+}
+
+/// One page of the first listing, after shard `start`.
+fn first_page(ctx: Arc<Context>, start: Option<String>) -> BoxFuture<'static, Result<FirstPage>> {
+    async move {
+        let (shards, last) = ctx.list_page(start.clone()).await?;
+        Ok(FirstPage {
+            shards,
+            start,
+            last,
+        })
+    }
+    .boxed()
 }

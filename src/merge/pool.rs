@@ -48,15 +48,17 @@ impl Pool {
         }
     }
 
-    /// Starts reading `shard` from `start`; `stoppable` readers can be [`stop`](Self::stop)ped.
+    /// Starts reading `shard` from `start` (`closed`: listed with its end known);
+    /// `stoppable` readers can be [`stop`](Self::stop)ped.
     pub(super) fn start(
         &mut self,
         ctx: &Arc<Context>,
         shard: Arc<str>,
         start: ShardStart,
+        closed: bool,
         stoppable: bool,
     ) {
-        let mut reader = read_shard(ctx.clone(), shard.clone(), start);
+        let mut reader = read_shard(ctx.clone(), shard.clone(), start, closed);
         if let Some(runtime) = self.spawn_on(ctx.options.readers) {
             reader = on_task(reader, runtime);
         }

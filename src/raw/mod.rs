@@ -187,6 +187,11 @@ impl RawPage {
         self.records.len()
     }
 
+    /// The bytes the page holds: its body and its table of records.
+    pub(crate) fn bytes(&self) -> usize {
+        self.text.len() + self.records.capacity() * std::mem::size_of::<RawRecord>()
+    }
+
     /// The page's `NextShardIterator`: `None` only at the shard's end.
     pub(crate) fn take_next(&mut self) -> Option<String> {
         self.next.take()

@@ -10,6 +10,7 @@ use std::time::Duration;
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 
 use crate::api::Failure;
+use crate::budget::Reservation;
 use crate::checkpoint::resume::ShardStart;
 use crate::config::Options;
 use crate::error::Error;
@@ -37,6 +38,8 @@ pub(crate) struct Page {
     pub(crate) end: PageEnd,
     /// Records lost to retention just before this page (trim policy "skip").
     pub(crate) gap: Option<Gap>,
+    /// The page's share of the stream's memory budget, held until it is delivered.
+    pub(crate) reservation: Reservation,
 }
 
 /// What the reader does after a call: hand on a page (or not), then go on as told.
@@ -89,9 +92,18 @@ pub(crate) struct Cursor {
     expiries: u32,
     trims: u32,
     empty_pages: u32,
+    /// The shard is closed: its empty pages are read on back to back (no new records can
+    /// arrive there, so waiting would only delay its children), up to
+    /// [`CLOSED_EMPTY_READ_ON`] in a row.
+    closed: bool,
     gap: Option<Gap>,
     rules: Rules,
 }
+
+/// Consecutive empty pages of a closed shard read back to back before the idle back-off
+/// applies again: a bound, so that a service that never ends a closed shard cannot keep a
+/// reader spinning.
+const CLOSED_EMPTY_READ_ON: u32 = 100;
 
 impl Cursor {
     pub(crate) fn new(
@@ -123,6 +135,7 @@ impl Cursor {
             expiries: 0,
             trims: 0,
             empty_pages: 0,
+            closed: false,
             gap: None,
             rules: Rules {
                 max_retries: options.retry.max_retries,
@@ -132,6 +145,11 @@ impl Cursor {
                 skip_trimmed: options.skip_trimmed(),
             },
         }
+    }
+
+    /// The shard is known to be closed (its `EndingSequenceNumber` was listed).
+    pub(crate) fn closed(&mut self) {
+        self.closed = true;
     }
 
     pub(crate) fn shard(&self) -> &Arc<str> {
@@ -254,6 +272,12 @@ impl Cursor {
     /// else polled again after a delay that grows with each empty page.
     fn on_empty_page(&mut self) -> Step {
         self.empty_pages += 1;
+        if self.closed && self.empty_pages <= CLOSED_EMPTY_READ_ON {
+            return Step {
+                page: None,
+                then: Then::ReadOn,
+            };
+        }
         if let Some(n) = self.rules.catch_up_after {
             if self.empty_pages >= n {
                 tracing::debug!(shard = %self.shard, "shard caught up");
@@ -297,6 +321,7 @@ impl Cursor {
             changes,
             end,
             gap: self.gap.take(),
+            reservation: Reservation::default(),
         }
     }
 

@@ -11,6 +11,7 @@ use futures::Stream;
 use crate::api::Context;
 use crate::checkpoint::resume::ShardStart;
 use crate::error::Result;
+use crate::event::Change;
 
 use cursor::{Cursor, Step, Then};
 pub(crate) use cursor::{Page, PageEnd};
@@ -18,15 +19,24 @@ pub(crate) use task::on_task;
 
 pub(crate) type ShardReader = std::pin::Pin<Box<dyn Stream<Item = Result<Page>> + Send>>;
 
-/// Reads one shard from `start` to its end (or, in catch-up mode, to its current end).
+/// Reads one shard from `start` to its end (or, in catch-up mode, to its current end);
+/// `closed`: the listing had its end, so empty pages are read on at once.
 ///
 /// Yields only pages with records, plus the final page (which may be empty). Recovers from
 /// expired iterators silently; retries transient faults within the budget; any other error is
 /// yielded once and ends the stream.
-pub(crate) fn read_shard(ctx: Arc<Context>, shard: Arc<str>, start: ShardStart) -> ShardReader {
+pub(crate) fn read_shard(
+    ctx: Arc<Context>,
+    shard: Arc<str>,
+    start: ShardStart,
+    closed: bool,
+) -> ShardReader {
     Box::pin(async_stream::stream! {
         tracing::info!(shard = %shard, ?start, "shard started");
         let mut cursor = Cursor::new(&ctx.stream_arn, shard, start, &ctx.options);
+        if closed {
+            cursor.closed();
+        }
         loop {
             let Step { page, then } = call(&ctx, &mut cursor).await;
             if let Some(page) = page {
@@ -52,17 +62,55 @@ async fn call(ctx: &Context, cursor: &mut Cursor) -> Step {
         Some(iterator) => iterator,
         None => {
             let (kind, seq) = cursor.iterator_request();
-            match ctx.shard_iterator(cursor.shard(), kind, seq.as_ref()).await {
+            match Box::pin(ctx.shard_iterator(cursor.shard(), kind, seq.as_ref())).await {
                 Ok(iterator) => iterator,
                 Err(failure) => return cursor.on_failure(failure),
             }
         }
     };
-    match ctx.get_records(cursor.shard(), &iterator).await {
+    let mut reservation = ctx.budget.reserve().await;
+    // Boxed: the SDK's call futures are large, and a reader waiting for its turn (or asleep)
+    // should not hold their room; with thousands of shards that adds up.
+    match Box::pin(ctx.get_records(cursor.shard(), &iterator)).await {
         Ok(page) => {
+            let bytes = page.bytes();
             let (changes, malformed, next) = page.into_changes(cursor.origin());
-            cursor.on_page(changes, malformed, next)
+            if let Some(bytes) = bytes {
+                reservation.shrink_to(bytes + Change::footprint(&changes));
+            }
+            let mut step = cursor.on_page(changes, malformed, next);
+            if let Some(page) = step.page.as_mut() {
+                page.reservation = reservation;
+            }
+            step
         }
         Err(failure) => cursor.on_failure(failure),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Options;
+
+    /// With thousands of shards, each reader's own state is memory held per shard, whether
+    /// it reads or waits for its turn: the SDK's call futures are boxed only while a call runs.
+    #[test]
+    fn a_reader_holds_little_between_calls() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let _guard = rt.enter();
+        let config = aws_sdk_dynamodbstreams::Config::builder()
+            .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodbstreams::config::Region::new("us-east-1"))
+            .build();
+        let client = aws_sdk_dynamodbstreams::Client::from_conf(config);
+        let ctx = Arc::new(Context::new(client, "arn".into(), Options::default()));
+        let reader = read_shard(ctx, "shard".into(), ShardStart::TrimHorizon, false);
+        let size = std::mem::size_of_val(&*reader);
+        eprintln!("reader state: {size} bytes");
+        assert!(size < 4096, "a reader's state takes {size} bytes");
     }
 }

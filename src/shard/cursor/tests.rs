@@ -179,6 +179,49 @@ fn empty_pages_back_off_and_never_end_an_open_shard() {
 }
 
 #[test]
+fn a_closed_shard_reads_its_empty_pages_back_to_back_within_a_bound() {
+    for catch_up in [false, true] {
+        let options = Options {
+            catch_up,
+            ..Options::default()
+        };
+        let mut c = Cursor::new(
+            &ARN.into(),
+            "shard-1".into(),
+            ShardStart::TrimHorizon,
+            &options,
+        );
+        c.closed();
+        for i in 0..CLOSED_EMPTY_READ_ON {
+            let step = c.on_page_of(page(vec![]), Some("next".into()));
+            assert!(step.page.is_none(), "an empty page is not the shard's end");
+            assert!(
+                matches!(step.then, Then::ReadOn),
+                "empty page {i}: {:?}",
+                step.then
+            );
+        }
+        // Past the bound, the open shard's rules again: back off (or, catching up, end).
+        let step = c.on_page_of(page(vec![]), Some("next".into()));
+        assert!(!matches!(step.then, Then::ReadOn), "{:?}", step.then);
+        // Its end is still the end, records first.
+        let mut c = Cursor::new(
+            &ARN.into(),
+            "shard-1".into(),
+            ShardStart::TrimHorizon,
+            &options,
+        );
+        c.closed();
+        let step = c.on_page_of(page(vec![change(1, 0)]), None);
+        assert_eq!(
+            step.page.map(|p| (p.end, p.changes.len())),
+            Some((PageEnd::ShardEnd, 1))
+        );
+        assert!(matches!(step.then, Then::Done));
+    }
+}
+
+#[test]
 fn catch_up_ends_an_open_shard_after_three_empty_pages() {
     let options = Options {
         catch_up: true,
