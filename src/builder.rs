@@ -9,8 +9,11 @@ use crate::api::Context;
 use crate::checkpoint::{Checkpoint, Positions, ShardPosition};
 use crate::config::{
     Decoding, Options, Readers, StartPosition, TrimPolicy, at_epoch_secs, epoch_secs,
+    validate_start,
 };
 use crate::error::{Error, ErrorKind, Result};
+use crate::event::{Change, EventKind};
+use crate::filter::Filter;
 use crate::merge::Merge;
 use crate::retry::RetryPolicy;
 use crate::store::CheckpointStore;
@@ -34,6 +37,7 @@ impl ChangeStream {
             start: StartPosition::default(),
             checkpoint: None,
             options: Options::default(),
+            filter: None,
             #[cfg(feature = "dynamodb-store")]
             lease: None,
         }
@@ -59,6 +63,7 @@ pub struct ChangeStreamBuilder {
     start: StartPosition,
     checkpoint: Option<Checkpoint>,
     options: Options,
+    filter: Option<Filter>,
     #[cfg(feature = "dynamodb-store")]
     lease: Option<crate::lease::LeaseTable>,
 }
@@ -203,6 +208,35 @@ impl ChangeStreamBuilder {
         self
     }
 
+    /// Yields only the events `keep` returns `true` for, like Lambda's event filtering: the
+    /// others never reach your code, yet count as read. Their positions are in the
+    /// checkpoint of the next event yielded and in [`ChangeStream::checkpoint`], and a
+    /// [`Committer`](crate::Committer) that has every yielded event acknowledged saves past
+    /// dropped events that end the stream (or what of it has been read so far), so a
+    /// filtered-out tail does not hold saves back. Called again, or with
+    /// [`kinds`](Self::kinds), an event must pass every filter. `keep` runs on the stream's
+    /// task, once per record: keep it cheap. Default is none.
+    ///
+    /// ```no_run
+    /// # use dynamodb_stream::{Change, ChangeStream};
+    /// # fn run(client: aws_sdk_dynamodbstreams::Client, arn: &str) -> dynamodb_stream::Result<()> {
+    /// let stream = ChangeStream::builder(client, arn)
+    ///     .filter(|change: &Change| change.raw_keys().contains_key("order_id"))
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn filter(mut self, keep: impl Fn(&Change) -> bool + Send + Sync + 'static) -> Self {
+        self.filter = Some(Filter::and(self.filter.take(), keep));
+        self
+    }
+
+    /// Yields only the events of these kinds: a [`filter`](Self::filter) on
+    /// [`Change::kind`]. An empty list yields nothing.
+    pub fn kinds(self, kinds: impl IntoIterator<Item = EventKind>) -> Self {
+        let kinds: Vec<EventKind> = kinds.into_iter().collect();
+        self.filter(move |change| kinds.contains(&change.kind()))
+    }
+
     /// Shares the stream with every other process (and consumer) that uses the same lease
     /// table and group: this stream yields the events of the shards its process holds, and
     /// saving its checkpoints through the table (a [`Committer`](crate::Committer) over it)
@@ -223,11 +257,15 @@ impl ChangeStreamBuilder {
     /// # Errors
     /// [`ErrorKind::Config`] for a malformed stream ARN, a page size outside 1..=1000, a zero
     /// read-ahead or poll interval, a poll interval above the maximum, a retry base delay
-    /// above its maximum, or any wait above an hour; [`ErrorKind::CheckpointMismatch`] for a
+    /// above its maximum, any wait above an hour, or a [`StartPosition::AtTimestamp`] before
+    /// the Unix epoch, after the year 9999 or with a lease table;
+    /// [`ErrorKind::CheckpointMismatch`] for a
     /// checkpoint of another stream.
     pub fn build(self) -> Result<ChangeStream> {
         validate_arn(&self.stream_arn)?;
         self.options.validate()?;
+        #[cfg_attr(not(feature = "dynamodb-store"), allow(unused_variables))]
+        let timestamp = validate_start(self.start)?;
         if let Some(cp) = self
             .checkpoint
             .as_ref()
@@ -251,26 +289,45 @@ impl ChangeStreamBuilder {
                     "a stream shared through a lease table resumes from the table: resume_from does not apply (import a checkpoint with LeaseTable::seed)",
                 ));
             }
+            if timestamp.is_some() {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    "a stream shared through a lease table starts at the trim horizon or at LATEST: StartPosition::AtTimestamp is not supported with a lease table",
+                ));
+            }
             let positions = Positions::new(stream_arn.clone(), imbl::HashMap::new(), None);
             let ctx = Arc::new(Context::new(self.client, stream_arn.clone(), self.options));
             let merge = Merge::leased(ctx.clone(), positions, table, self.start)?;
-            return Ok(ChangeStream::new(merge, &ctx));
+            return Ok(ChangeStream::new(merge, &ctx, self.filter));
         }
         let fresh_latest = self.checkpoint.is_none() && self.start == StartPosition::Latest;
         let positions = match &self.checkpoint {
             Some(cp) => Positions::new(stream_arn.clone(), cp.to_map(), cp.unlisted().cloned()),
-            None => {
-                let anchor =
-                    epoch_secs(SystemTime::now()).saturating_sub(LATEST_CLOCK_ALLOWANCE_SECS);
-                let unlisted =
-                    fresh_latest.then(|| ShardPosition::LatestSince(at_epoch_secs(anchor)));
-                Positions::new(stream_arn.clone(), imbl::HashMap::new(), unlisted)
-            }
+            None => Positions::new(
+                stream_arn.clone(),
+                imbl::HashMap::new(),
+                unlisted(self.start),
+            ),
         };
         let ctx = Arc::new(Context::new(self.client, stream_arn.clone(), self.options));
         let merge = Merge::new(ctx.clone(), positions, fresh_latest);
-        Ok(ChangeStream::new(merge, &ctx))
+        Ok(ChangeStream::new(merge, &ctx, self.filter))
     }
+}
+
+/// The position of every shard of a fresh consumer: none (the trim horizon), or "since" the
+/// start instant. A `LATEST` start is anchored a little early for clock skew; a timestamp
+/// start is read from the trim horizon, skipping what was created before it, like a `LATEST`
+/// start being resumed (the checkpoint text is the same: `*=t<seconds>`).
+fn unlisted(start: StartPosition) -> Option<ShardPosition> {
+    let since = match start {
+        StartPosition::TrimHorizon => return None,
+        StartPosition::Latest => {
+            epoch_secs(SystemTime::now()).saturating_sub(LATEST_CLOCK_ALLOWANCE_SECS)
+        }
+        StartPosition::AtTimestamp(t) => epoch_secs(t),
+    };
+    Some(ShardPosition::LatestSince(at_epoch_secs(since)))
 }
 
 /// `arn:<partition>:dynamodb:<region>:<account>:table/<name>/stream/<label>`

@@ -11,7 +11,7 @@ use futures::Stream;
 use futures::stream::FusedStream;
 use tokio::time::{Instant, Sleep};
 
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, SkipWatch};
 use crate::error::Result;
 use crate::event::ChangeEvent;
 use crate::store::CheckpointStore;
@@ -55,6 +55,11 @@ impl HasCheckpoint for Checkpoint {
 /// idle and being polled), or an acknowledged event was its shard's last (the shard's
 /// children wait for that save). The save completes before the next event is returned. When the
 /// inner stream ends, the last acknowledged position is saved before the end is returned.
+///
+/// Over a [filtering](crate::ChangeStreamBuilder::filter) stream, once the last event it
+/// yielded is acknowledged, the position past the events it dropped after that one is saved
+/// too (as if acknowledged, when the stream waits for records or ends, and by
+/// [`close`](Self::close)): a filtered-out tail does not hold saves back.
 ///
 /// A failed save is returned as an `Err` item; the position stays unsaved and is tried
 /// again at the next threshold and by [`close`](Self::close). A
@@ -117,6 +122,8 @@ struct Saver<C> {
     in_flight: Option<(Checkpoint, SaveFuture)>,
     saved: Option<Checkpoint>,
     timer: Option<Pin<Box<Sleep>>>,
+    /// Positions past events a filter dropped after the last acknowledged one.
+    skips: SkipWatch,
 }
 
 impl<S, C, T> Committer<S, C>
@@ -143,6 +150,7 @@ where
                 in_flight: None,
                 saved: None,
                 timer: None,
+                skips: SkipWatch::default(),
             },
             done: false,
         }
@@ -175,6 +183,7 @@ where
         // A shard's last event: its children (read by this process or, through a lease
         // table, by another) wait for this save, so it is due at once.
         saver.finishes |= checkpoint.head_finished();
+        saver.skips.acked(&checkpoint);
         saver.pending = Some(checkpoint);
         saver.acks = saver.acks.saturating_add(1);
         if saver.since.is_none() {
@@ -227,6 +236,7 @@ where
 
 impl<C: CheckpointStore + 'static> Saver<C> {
     async fn flush(&mut self) -> Result<Option<Checkpoint>> {
+        self.take_skips();
         let mut result = Ok(());
         if self.in_flight.is_some() {
             result = poll_fn(|cx| self.poll_save(cx)).await;
@@ -237,6 +247,15 @@ impl<C: CheckpointStore + 'static> Saver<C> {
             result = poll_fn(|cx| self.poll_save(cx)).await;
         }
         result.map(|()| self.saved.clone())
+    }
+
+    /// Every event yielded was acknowledged, and the stream dropped events after them: their
+    /// position is pending, as if acknowledged (saved at the next threshold).
+    fn take_skips(&mut self) {
+        if let Some(past) = self.skips.take() {
+            self.pending = Some(past);
+            self.since.get_or_insert_with(Instant::now);
+        }
     }
 
     fn due(&self) -> bool {
@@ -333,9 +352,11 @@ where
                 Poll::Ready(Some(item)) => return Poll::Ready(Some(item)),
                 Poll::Ready(None) => {
                     this.done = true;
+                    saver.take_skips();
                     saver.start_save();
                 }
                 Poll::Pending => {
+                    saver.take_skips();
                     if saver.poll_timer(cx) {
                         saver.start_save();
                         continue;

@@ -15,6 +15,22 @@ pub enum StartPosition {
     /// from their beginning, so nothing written after the start is lost.
     #[default]
     Latest,
+    /// The records created at or after this instant, in every shard (closed ones included),
+    /// each shard read from `TRIM_HORIZON` with the older records skipped without being
+    /// delivered: DynamoDB Streams has no `AT_TIMESTAMP` iterator. The instant is at most
+    /// 24 hours old to find anything (the stream's retention).
+    ///
+    /// Creation times (`ApproximateCreationDateTime`) are rounded down to the second, so the
+    /// instant is compared at second precision: every record of the second that holds it is
+    /// delivered, including those written in that second before it; a record of an earlier
+    /// second is skipped. A shard stops skipping at its first record of that second or later.
+    ///
+    /// Checkpoints taken before a shard delivered anything hold the instant
+    /// ([`ShardPosition::LatestSince`](crate::ShardPosition::LatestSince)), so resuming from
+    /// them skips the same records. [`build`](crate::ChangeStreamBuilder::build) refuses an
+    /// instant before the Unix epoch or after the year 9999, and (feature `dynamodb-store`)
+    /// the combination with a lease table.
+    AtTimestamp(SystemTime),
 }
 
 /// What to do when a position is older than the stream's 24-hour retention.
@@ -174,6 +190,35 @@ impl Options {
     }
 }
 
+/// The latest instant [`StartPosition::AtTimestamp`] accepts: 9999-12-31T23:59:59Z, the end
+/// of RFC 3339's range.
+pub(crate) const LATEST_TIMESTAMP_SECS: u64 = 253_402_300_799;
+
+/// Checks a start position: a timestamp must lie between the Unix epoch and the year 9999.
+/// Returns the timestamp's whole seconds since the epoch, for `AtTimestamp`.
+pub(crate) fn validate_start(start: StartPosition) -> Result<Option<i64>> {
+    let StartPosition::AtTimestamp(t) = start else {
+        return Ok(None);
+    };
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) if d.as_secs() <= LATEST_TIMESTAMP_SECS => Ok(i64::try_from(d.as_secs()).ok()),
+        Ok(d) => Err(Error::new(
+            ErrorKind::Config,
+            format!(
+                "the start timestamp, {} s after the Unix epoch, is after 9999-12-31T23:59:59Z",
+                d.as_secs()
+            ),
+        )),
+        Err(e) => Err(Error::new(
+            ErrorKind::Config,
+            format!(
+                "the start timestamp is {:?} before the Unix epoch",
+                e.duration()
+            ),
+        )),
+    }
+}
+
 /// Whole seconds since the Unix epoch (0 before it).
 pub(crate) fn epoch_secs(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)
@@ -208,6 +253,24 @@ mod tests {
             set(&mut options, Duration::MAX);
             let err = options.validate().unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Config, "case {i}");
+        }
+    }
+
+    #[test]
+    fn start_timestamps_are_bounded() {
+        let at = |secs: u64| StartPosition::AtTimestamp(UNIX_EPOCH + Duration::from_secs(secs));
+        assert_eq!(validate_start(StartPosition::Latest).unwrap(), None);
+        assert_eq!(validate_start(at(0)).unwrap(), Some(0));
+        assert_eq!(
+            validate_start(at(LATEST_TIMESTAMP_SECS)).unwrap(),
+            Some(253_402_300_799)
+        );
+        for bad in [
+            at(LATEST_TIMESTAMP_SECS + 1),
+            at(LATEST_TIMESTAMP_SECS * 100),
+            StartPosition::AtTimestamp(UNIX_EPOCH - Duration::from_nanos(1)),
+        ] {
+            assert_eq!(validate_start(bad).unwrap_err().kind(), ErrorKind::Config);
         }
     }
 

@@ -17,6 +17,7 @@ pub mod status;
 mod api;
 mod budget;
 mod builder;
+mod filter;
 mod merge;
 mod shard;
 mod stream;

@@ -17,6 +17,7 @@ use crate::budget::{Budget, Reservation};
 use crate::checkpoint::{Checkpoint, ShardPosition, Snapshot};
 use crate::error::Result;
 use crate::event::{Change, ChangeEvent};
+use crate::filter::{Filter, Filtering};
 use crate::merge::{Merge, Update};
 use crate::shard::{Page, PageEnd};
 use crate::status::{Delivered, Gap, MemoryUse, PageCounters, Status};
@@ -39,6 +40,7 @@ pub struct ChangeStream {
     gaps: Vec<Gap>,
     stream_arn: Arc<str>,
     pages: Arc<PageCounters>,
+    filtering: Option<Filtering>,
     budget: Arc<Budget>,
     done: bool,
 }
@@ -52,8 +54,13 @@ struct CurrentPage {
     end: PageEnd,
     /// The positions of every shard as the page began.
     base: Arc<Snapshot>,
-    /// The position of this shard after the last event returned from the page.
+    /// The position of this shard after the last record taken from the page: returned, or
+    /// dropped by the filter.
     head: Option<ShardPosition>,
+    /// The position of the last event returned from the page.
+    returned: Option<ShardPosition>,
+    /// The filter dropped records after the last event returned from the page.
+    dropped: bool,
     /// This page's delivery counters, added to the shard's once the page is done (not on
     /// every event: that would hash the shard id per event).
     delivered: Delivered,
@@ -65,7 +72,7 @@ struct CurrentPage {
 }
 
 impl ChangeStream {
-    pub(crate) fn new(merge: Merge, ctx: &Api) -> Self {
+    pub(crate) fn new(merge: Merge, ctx: &Api, filter: Option<Filter>) -> Self {
         Self {
             merge,
             page: None,
@@ -74,6 +81,7 @@ impl ChangeStream {
             stream_arn: ctx.stream_arn.clone(),
             pages: ctx.pages.clone(),
             budget: ctx.budget.clone(),
+            filtering: filter.map(Filtering::new),
             done: false,
         }
     }
@@ -83,7 +91,8 @@ impl ChangeStream {
         &self.stream_arn
     }
 
-    /// The position after the last event returned (or the start, before any): save it at
+    /// The position after the last event returned (or the start, before any), and after the
+    /// events the [filter](crate::ChangeStreamBuilder::filter) dropped since: save it at
     /// shutdown to resume exactly there.
     pub fn checkpoint(&mut self) -> Checkpoint {
         match &self.page {
@@ -167,12 +176,17 @@ impl Stream for ChangeStream {
                     return Poll::Ready(Some(Err(e)));
                 }
             }
-            if let Some(event) = next_event(this.page) {
+            if let Some(event) = next_event(this.page, this.filtering) {
                 return Poll::Ready(Some(Ok(event)));
             }
             if let Some(page) = this.page.take() {
                 // The merge boxes its readers and futures: it is `Unpin`.
-                commit(Pin::get_mut(this.merge.as_mut()), this.delivered, page);
+                let merge = Pin::get_mut(this.merge.as_mut());
+                let dropped = page.dropped;
+                commit(merge, this.delivered, page);
+                if let Some(filtering) = this.filtering.as_mut().filter(|_| dropped) {
+                    filtering.publish(merge.checkpoint());
+                }
             }
             let update = match this.merge.as_mut().poll_next(cx) {
                 Poll::Pending => return Poll::Pending,
@@ -221,6 +235,8 @@ fn open_page(base: Arc<Snapshot>, page: Page) -> CurrentPage {
         changes: page.changes.into_iter(),
         end: page.end,
         head: None,
+        returned: None,
+        dropped: false,
         delivered: Delivered::default(),
         #[cfg(feature = "dynamodb-store")]
         lease: None,
@@ -228,22 +244,35 @@ fn open_page(base: Arc<Snapshot>, page: Page) -> CurrentPage {
     }
 }
 
-/// The next event of the current page, with its checkpoint: the page's base positions plus
-/// this shard at this event. O(1): a few reference counts.
-fn next_event(page: &mut Option<CurrentPage>) -> Option<ChangeEvent> {
+/// The next event of the current page that the filter keeps, with its checkpoint: the page's
+/// base positions plus this shard at this event. O(1): a few reference counts.
+fn next_event(
+    page: &mut Option<CurrentPage>,
+    filtering: &mut Option<Filtering>,
+) -> Option<ChangeEvent> {
     let page = page.as_mut()?;
-    let change = page.changes.next()?;
-    let seq = change.sequence_number();
-    let position = if page.end == PageEnd::ShardEnd && page.changes.len() == 0 {
-        ShardPosition::Finished
-    } else {
-        ShardPosition::After(seq.clone())
+    let (change, position) = loop {
+        let change = page.changes.next()?;
+        let position = if page.end == PageEnd::ShardEnd && page.changes.len() == 0 {
+            ShardPosition::Finished
+        } else {
+            ShardPosition::After(change.sequence_number().clone())
+        };
+        page.head = Some(position.clone());
+        if filtering.as_ref().is_none_or(|f| f.keeps(&change)) {
+            break (change, position);
+        }
+        page.dropped = true;
     };
-    page.head = Some(position.clone());
+    page.dropped = false;
+    page.returned = Some(position.clone());
     page.delivered.records += 1;
-    page.delivered.last_sequence_number = Some(seq.clone());
+    page.delivered.last_sequence_number = Some(change.sequence_number().clone());
     page.delivered.last_created = change.created();
-    let checkpoint = Checkpoint::new(page.base.clone(), page.shard.clone(), position);
+    let mut checkpoint = Checkpoint::new(page.base.clone(), page.shard.clone(), position);
+    if let Some(filtering) = filtering {
+        checkpoint = filtering.yielding(checkpoint);
+    }
     #[cfg(feature = "dynamodb-store")]
     let lease = page.lease.as_ref().map(|grant| grant.token.clone());
     #[cfg(not(feature = "dynamodb-store"))]
@@ -304,7 +333,12 @@ fn commit(merge: &mut Merge, delivered: &mut HashMap<Arc<str>, Delivered>, page:
         Some(head) => head,
         None => return,
     };
-    // A final page without records: no event carried the shard's end.
-    let silent_end = page.end == PageEnd::ShardEnd && page.delivered.records == 0;
+    // A final page without records, or whose last ones the filter dropped: no event carried
+    // the shard's end. What the last event returned carried comes before it.
+    let silent_end =
+        page.end == PageEnd::ShardEnd && page.returned != Some(ShardPosition::Finished);
+    if let Some(returned) = page.returned.filter(|_| silent_end) {
+        merge.record(page.shard.clone(), returned, false);
+    }
     merge.record(page.shard, position, silent_end);
 }

@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --example tail                              # the demo: no AWS account needed
 //! cargo run --example tail -- --table Orders --from trim-horizon --until-caught-up
+//! cargo run --example tail -- --table Orders --from 2026-12-01T10:00:00Z   # created since then
 //! cargo run --example tail -- --stream-arn arn:aws:dynamodb:… --checkpoint orders.ckpt
 //! cargo run --example tail -- --endpoint-url http://127.0.0.1:5000 --table Orders  # moto
 //! cargo run --example tail -- --table Orders --lease-table tail-leases   # one of several
@@ -41,9 +42,10 @@ mod source;
 use std::io::{self, IsTerminal as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use clap::{ArgGroup, CommandFactory as _, Parser, ValueEnum};
+use aws_sdk_dynamodbstreams::primitives::{DateTime, DateTimeFormat};
+use clap::{ArgGroup, CommandFactory as _, Parser};
 use dynamodb_stream::{ChangeStream, Checkpoint, StartPosition};
 use futures::StreamExt;
 use tokio::time::MissedTickBehavior;
@@ -80,8 +82,10 @@ struct Args {
     /// DynamoDB too
     #[arg(long, value_name = "NAME")]
     table: Option<String>,
-    /// Where to start when no checkpoint exists [default: latest; the demo's: trim-horizon]
-    #[arg(long, value_enum, value_name = "POSITION")]
+    /// Where to start when no checkpoint exists: trim-horizon, latest, or an RFC 3339 time
+    /// such as 2026-12-01T10:00:00Z (the records created at or after it, compared to the
+    /// second) [default: latest; the demo's: trim-horizon]
+    #[arg(long, value_name = "POSITION", value_parser = start)]
     from: Option<Start>,
     /// Resume from FILE if it exists, and save progress to it atomically as events are printed
     #[arg(long, value_name = "FILE", conflicts_with = "lease_table")]
@@ -107,11 +111,12 @@ struct Args {
     worker_id: Option<String>,
 }
 
-/// `--from`'s values: `trim-horizon`, `latest`.
-#[derive(Clone, Copy, Debug, ValueEnum)]
+/// `--from`'s values: `trim-horizon`, `latest`, or an RFC 3339 time.
+#[derive(Clone, Copy, Debug)]
 enum Start {
     TrimHorizon,
     Latest,
+    At(SystemTime),
 }
 
 impl Start {
@@ -119,8 +124,25 @@ impl Start {
         match self {
             Start::TrimHorizon => StartPosition::TrimHorizon,
             Start::Latest => StartPosition::Latest,
+            Start::At(t) => StartPosition::AtTimestamp(t),
         }
     }
+}
+
+fn start(value: &str) -> Result<Start, String> {
+    match value {
+        "trim-horizon" => return Ok(Start::TrimHorizon),
+        "latest" => return Ok(Start::Latest),
+        _ => {}
+    }
+    DateTime::from_str(value, DateTimeFormat::DateTime)
+        .ok()
+        .and_then(|t| SystemTime::try_from(t).ok())
+        .filter(|t| *t >= UNIX_EPOCH)
+        .map(Start::At)
+        .ok_or_else(|| {
+            "expected trim-horizon, latest, or an RFC 3339 time after 1970 such as 2026-12-01T10:00:00Z".to_owned()
+        })
 }
 
 fn endpoint(url: &str) -> Result<String, String> {

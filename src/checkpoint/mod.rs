@@ -14,6 +14,7 @@ use crate::sequence::SequenceNumber;
 
 mod positions;
 pub(crate) mod resume;
+mod skips;
 mod text;
 
 #[cfg(test)]
@@ -29,6 +30,7 @@ mod testing {
 }
 
 pub(crate) use positions::Positions;
+pub(crate) use skips::{Mark, SkipWatch, Skips};
 
 /// Where one shard stands in a [`Checkpoint`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,9 +38,10 @@ pub(crate) use positions::Positions;
 pub enum ShardPosition {
     /// Every record up to and including this sequence number was delivered.
     After(SequenceNumber),
-    /// The shard was started at `LATEST` at this instant (whole seconds) and has delivered
-    /// nothing since. On resume it is read from `TRIM_HORIZON`, skipping records created before
-    /// the instant: nothing written after the original start is lost.
+    /// The shard was started at `LATEST` at this instant (whole seconds), or the consumer at
+    /// [`StartPosition::AtTimestamp`](crate::StartPosition::AtTimestamp) this instant, and it
+    /// has delivered nothing since. On resume it is read from `TRIM_HORIZON`, skipping records
+    /// created before the instant: nothing written after the original start is lost.
     LatestSince(SystemTime),
     /// The shard was read to its end.
     Finished,
@@ -58,8 +61,8 @@ pub enum ShardPosition {
 /// ```text
 /// ddbs1;<stream ARN>;*=t<epoch seconds>;<shard>=s<sequence number>;<shard>=f;c<crc32>
 /// ```
-/// (`s`: read up to that record, `f`: finished; `*=t`: the consumer started at `LATEST` at
-/// that time, which holds for every shard not listed; a stream that shares its shards through
+/// (`s`: read up to that record, `f`: finished; `*=t`: the consumer started at `LATEST` or at
+/// a timestamp at that time, which holds for every shard not listed; a stream that shares its shards through
 /// a lease table lists only the shards it holds, each with its lease epoch: `=s<seq>@<epoch>`).
 ///
 /// The text never holds whitespace, quotes, backslashes or control characters (names that
@@ -70,6 +73,9 @@ pub enum ShardPosition {
 pub struct Checkpoint {
     base: Arc<Snapshot>,
     head: Option<(Arc<str>, ShardPosition)>,
+    /// For the events of a filtering stream: where the stream publishes positions past the
+    /// events it drops (not part of the position: equality, text and serde ignore it).
+    mark: Option<Mark>,
 }
 
 /// The positions of all shards at one moment, shared by the checkpoints of many events.
@@ -111,7 +117,17 @@ impl Checkpoint {
         Self {
             base,
             head: Some((shard, position)),
+            mark: None,
         }
+    }
+
+    pub(crate) fn with_mark(mut self, mark: Mark) -> Self {
+        self.mark = Some(mark);
+        self
+    }
+
+    pub(crate) fn mark(&self) -> Option<&Mark> {
+        self.mark.as_ref()
     }
 
     /// The ARN of the stream this checkpoint belongs to.

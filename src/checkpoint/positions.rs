@@ -106,6 +106,7 @@ impl Positions {
         Checkpoint {
             base: self.snapshot(),
             head: None,
+            mark: None,
         }
     }
 }

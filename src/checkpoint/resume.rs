@@ -24,7 +24,8 @@ pub(crate) enum ShardStart {
     /// Right after a record already delivered.
     After(SequenceNumber),
     /// At `TRIM_HORIZON`, skipping records created before `since` (epoch seconds): a `LATEST`
-    /// start that is being resumed, or a shard born after it.
+    /// start that is being resumed, or a shard born after it; every shard of a start at a
+    /// timestamp.
     Since(i64),
     /// From a `LATEST` iterator taken when a lease group started at `since`; if it expired
     /// before anything was read, as [`Since`](Self::Since).

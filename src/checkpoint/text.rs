@@ -146,6 +146,7 @@ impl FromStr for Checkpoint {
         Ok(Self {
             base: Arc::new(Snapshot::new(Arc::from(arn), positions, unlisted, epochs)),
             head: None,
+            mark: None,
         })
     }
 }

@@ -236,6 +236,9 @@ impl Cursor {
     ) -> Step {
         self.expiries = 0;
         self.trims = 0;
+        // A page of records that are all dropped is still a backlog being read, not an idle
+        // shard: it must not count towards catching up, nor slow the polling down.
+        let read_some = !changes.is_empty();
         changes.retain(|change| self.keep(change));
         let kept = changes;
         if let Some(e) = malformed {
@@ -255,6 +258,19 @@ impl Cursor {
             // A backlog is read back to back: no sleep after a page with records.
             return self.yield_page(kept, PageEnd::More, Then::ReadOn);
         }
+        if read_some {
+            self.empty_pages = 0;
+            return Step {
+                page: None,
+                then: Then::ReadOn,
+            };
+        }
+        self.on_empty_page()
+    }
+
+    /// An open shard returned no records: caught up after enough of them in catch-up mode,
+    /// else polled again after a delay that grows with each empty page.
+    fn on_empty_page(&mut self) -> Step {
         self.empty_pages += 1;
         if self.closed && self.empty_pages <= CLOSED_EMPTY_READ_ON {
             return Step {
@@ -265,7 +281,7 @@ impl Cursor {
         if let Some(n) = self.rules.catch_up_after {
             if self.empty_pages >= n {
                 tracing::debug!(shard = %self.shard, "shard caught up");
-                return self.yield_page(kept, PageEnd::CaughtUp, Then::Done);
+                return self.yield_page(Vec::new(), PageEnd::CaughtUp, Then::Done);
             }
             return Step {
                 page: None,

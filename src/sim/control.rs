@@ -5,7 +5,6 @@ use super::model::Injected;
 use super::table::NewItem;
 use super::{
     Appended, CallCounts, Fault, Item, Operation, SimError, SimRecord, SimShard, Simulator,
-    epoch_secs,
 };
 use std::time::Duration;
 use tokio::time::Instant;
@@ -97,21 +96,21 @@ impl Simulator {
     pub fn put_item(&self, item: Item) -> Appended {
         let key = self.inner.meta.keys.key_of(&item);
         let new = NewItem::new(item);
-        self.lock().put(key, new, epoch_secs())
+        self.lock().put(key, new, self.created_secs())
     }
 
     /// Deletes the item with `key` (other attributes are ignored): a `REMOVE` record with the
     /// old image, or `None` if there was no such item.
     pub fn delete_item(&self, key: Item) -> Option<Appended> {
         let key = self.inner.meta.keys.key_of(&key);
-        self.lock().delete(key, false, epoch_secs())
+        self.lock().delete(key, false, self.created_secs())
     }
 
     /// Like [`Simulator::delete_item`], as a TTL expiry: the record's `userIdentity` is
     /// `{Type: "Service", PrincipalId: "dynamodb.amazonaws.com"}`.
     pub fn ttl_delete(&self, key: Item) -> Option<Appended> {
         let key = self.inner.meta.keys.key_of(&key);
-        self.lock().delete(key, true, epoch_secs())
+        self.lock().delete(key, true, self.created_secs())
     }
 
     /// The table's current item with `key` (other attributes are ignored).
@@ -134,7 +133,7 @@ impl Simulator {
             new_image: record.new_image.as_ref().map(item_bytes),
             old_image: record.old_image.as_ref().map(item_bytes),
             ttl: record.ttl,
-            created_secs: epoch_secs(),
+            created_secs: self.created_secs(),
             size_bytes: sizes.into_iter().flatten().map(item_size).sum(),
         };
         self.lock()

@@ -64,6 +64,7 @@ pub use types::{
 
 use model::Model;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 use tokio::time::Instant;
@@ -87,6 +88,9 @@ struct Inner {
     id: u64,
     meta: StreamMeta,
     state: Mutex<Model>,
+    /// The creation time, in epoch seconds, of the records written from now on; `WALL_CLOCK`
+    /// for the wall clock.
+    created_at: AtomicU64,
 }
 
 impl fmt::Debug for Simulator {
@@ -102,6 +106,9 @@ impl Default for Simulator {
         Simulator::new()
     }
 }
+
+/// `Inner::created_at` when records are stamped by the wall clock.
+const WALL_CLOCK: u64 = u64::MAX;
 
 /// Whole seconds since the Unix epoch: `ApproximateCreationDateTime` is rounded down.
 pub(crate) fn epoch_secs() -> u64 {
@@ -127,7 +134,29 @@ impl Simulator {
                 id,
                 meta,
                 state: Mutex::new(model),
+                created_at: AtomicU64::new(WALL_CLOCK),
             }),
+        }
+    }
+
+    /// Stamps the records written from now on (by every method that writes one) with this
+    /// creation time, rounded down to the second as the service does, instead of the wall
+    /// clock; `None` goes back to the wall clock. For tests of what depends on creation times
+    /// (a start at a timestamp, lag), without waiting for real seconds to pass. An instant
+    /// before the epoch counts as the epoch.
+    pub fn set_creation_time(&self, at: Option<SystemTime>) {
+        let secs = at.map_or(WALL_CLOCK, |t| {
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs().min(WALL_CLOCK - 1))
+        });
+        self.inner.created_at.store(secs, Ordering::Relaxed);
+    }
+
+    /// The creation time of a record written now, in epoch seconds.
+    pub(crate) fn created_secs(&self) -> u64 {
+        match self.inner.created_at.load(Ordering::Relaxed) {
+            WALL_CLOCK => epoch_secs(),
+            pinned => pinned,
         }
     }
 

@@ -327,3 +327,24 @@ fn other_faults_end_the_reader() {
         assert_eq!(e.kind(), fault.kind());
     }
 }
+
+#[test]
+fn pages_of_skipped_records_are_a_backlog_not_an_idle_shard() {
+    let options = Options {
+        catch_up: true,
+        ..Options::default()
+    };
+    let mut c = Cursor::new(
+        &ARN.into(),
+        "shard-1".into(),
+        ShardStart::Since(100),
+        &options,
+    );
+    for n in 0..5 {
+        let step = c.on_page_of(page(vec![change(n, 50)]), Some("next".into()));
+        assert!(step.page.is_none(), "page {n}");
+        assert!(matches!(step.then, Then::ReadOn), "page {n}");
+    }
+    let step = c.on_page_of(page(vec![change(9, 100)]), Some("next".into()));
+    assert_eq!(seqs(&step), [seq(9)]);
+}
