@@ -19,6 +19,7 @@ mod builder;
 mod merge;
 mod shard;
 mod stream;
+mod telemetry;
 
 // The adapters at the edges.
 mod commit;

@@ -18,6 +18,7 @@ use crate::event::{Change, ChangeEvent};
 use crate::merge::{Merge, Update};
 use crate::shard::{Page, PageEnd};
 use crate::status::{Delivered, Gap, PageCounters, Status};
+use crate::telemetry::StreamMetrics;
 
 /// A DynamoDB stream as one ordered [`Stream`] of [`ChangeEvent`]s.
 ///
@@ -28,7 +29,7 @@ use crate::status::{Delivered, Gap, PageCounters, Status};
 /// Dropping a pending `next()` loses nothing: records are only taken out of the stream when an
 /// event is returned.
 #[must_use = "streams do nothing unless polled"]
-#[pin_project]
+#[pin_project(project = StreamProj)]
 pub struct ChangeStream {
     #[pin]
     merge: Merge,
@@ -37,6 +38,8 @@ pub struct ChangeStream {
     gaps: Vec<Gap>,
     stream_arn: Arc<str>,
     pages: Arc<PageCounters>,
+    /// What the `metrics` feature exports.
+    metrics: StreamMetrics,
     done: bool,
 }
 
@@ -66,6 +69,7 @@ impl ChangeStream {
             page: None,
             delivered: HashMap::new(),
             gaps: Vec::new(),
+            metrics: StreamMetrics::new(&stream_arn),
             stream_arn,
             pages,
             done: false,
@@ -94,36 +98,57 @@ impl ChangeStream {
     /// A snapshot of every known shard: its state, records delivered, last sequence number and
     /// how old its last delivered record is; and how pages were decoded. Cheap: no I/O.
     pub fn status(&self) -> Status {
-        let now = SystemTime::now();
-        let shards = self
-            .merge
-            .states()
-            .into_iter()
-            .map(|(id, state)| {
-                let mut delivered = self.delivered.get(&id).cloned().unwrap_or_default();
-                if let Some(page) = self.page.as_ref().filter(|p| p.shard == id) {
-                    delivered.add(&page.delivered);
-                }
-                delivered.status(&id, state, now)
-            })
-            .collect();
-        Status {
-            shards,
-            gaps: self.gaps.clone(),
-            lease: self.lease_status(),
-            pages: self.pages.snapshot(),
-        }
+        let page = self.page.as_ref();
+        status_of(&self.merge, &self.delivered, page, &self.gaps, &self.pages)
     }
+}
 
-    #[cfg(feature = "dynamodb-store")]
-    fn lease_status(&self) -> Option<crate::status::LeaseStatus> {
-        self.merge.lessee().and_then(|l| l.table.status())
+/// [`ChangeStream::status`], from the stream's parts.
+fn status_of(
+    merge: &Merge,
+    delivered: &HashMap<Arc<str>, Delivered>,
+    page: Option<&CurrentPage>,
+    gaps: &[Gap],
+    pages: &PageCounters,
+) -> Status {
+    let now = SystemTime::now();
+    let shards = merge
+        .states()
+        .into_iter()
+        .map(|(id, state)| {
+            let mut counts = delivered.get(&id).cloned().unwrap_or_default();
+            if let Some(page) = page.filter(|p| p.shard == id) {
+                counts.add(&page.delivered);
+            }
+            counts.status(&id, state, now)
+        })
+        .collect();
+    Status {
+        shards,
+        gaps: gaps.to_vec(),
+        lease: lease_status(merge),
+        pages: pages.snapshot(),
     }
+}
 
-    #[cfg(not(feature = "dynamodb-store"))]
-    fn lease_status(&self) -> Option<crate::status::LeaseStatus> {
-        None
-    }
+#[cfg(feature = "dynamodb-store")]
+fn lease_status(merge: &Merge) -> Option<crate::status::LeaseStatus> {
+    merge.lessee().and_then(|l| l.table.status())
+}
+
+#[cfg(not(feature = "dynamodb-store"))]
+fn lease_status(_merge: &Merge) -> Option<crate::status::LeaseStatus> {
+    None
+}
+
+/// Sets the metrics' gauges from the stream's status: at most once a second, unless `force`d.
+fn refresh_metrics(this: &mut StreamProj<'_>, force: bool) {
+    let (merge, page) = (&*this.merge, this.page.as_ref());
+    let (delivered, gaps, pages) = (&*this.delivered, &*this.gaps, &**this.pages);
+    this.metrics.refresh(force, || {
+        let status = status_of(merge, delivered, page, gaps, pages);
+        (status, merge.read_ahead())
+    });
 }
 
 impl fmt::Debug for ChangeStream {
@@ -153,26 +178,32 @@ impl Stream for ChangeStream {
                 return Poll::Ready(Some(Ok(event)));
             }
             if let Some(page) = this.page.take() {
+                this.metrics.delivered(&page.shard, page.delivered.records);
                 // The merge boxes its readers and futures: it is `Unpin`.
                 commit(Pin::get_mut(this.merge.as_mut()), this.delivered, page);
             }
+            refresh_metrics(&mut this, false);
             let update = match this.merge.as_mut().poll_next(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Ok(update))) => update,
                 Poll::Ready(Some(Err(e))) => {
                     *this.done = true;
+                    refresh_metrics(&mut this, true);
                     return Poll::Ready(Some(Err(e)));
                 }
                 Poll::Ready(None) => {
                     *this.done = true;
+                    refresh_metrics(&mut this, true);
                     return Poll::Ready(None);
                 }
             };
             match update {
+                Update::Page(page) if page.end == PageEnd::Idle => this.metrics.idle(&page.shard),
                 Update::Page(page) => {
                     let merge = Pin::get_mut(this.merge.as_mut());
                     let base = merge.snapshot();
                     if let Some(gap) = &page.gap {
+                        this.metrics.gap();
                         this.gaps.push(gap.clone());
                     }
                     #[cfg_attr(not(feature = "dynamodb-store"), allow(unused_mut))]
@@ -183,7 +214,10 @@ impl Stream for ChangeStream {
                     }
                     *this.page = Some(current);
                 }
-                Update::Gap(gap) => this.gaps.push(gap),
+                Update::Gap(gap) => {
+                    this.metrics.gap();
+                    this.gaps.push(gap);
+                }
             }
         }
     }

@@ -119,7 +119,7 @@ impl Pool {
     }
 
     fn on_page(&mut self, page: Page, reader: ShardReader, read_ahead: usize) {
-        if page.end == PageEnd::More {
+        if matches!(page.end, PageEnd::More | PageEnd::Idle) {
             let n = self.buffered.get(&page.shard).copied().unwrap_or(0) + 1;
             if n < read_ahead {
                 self.readers.push(reader.into_future());
@@ -156,5 +156,10 @@ impl Pool {
     /// No page is waiting to be delivered.
     pub(super) fn is_empty(&self) -> bool {
         self.ready.is_empty()
+    }
+
+    /// Records in the pages read and waiting to be delivered.
+    pub(super) fn records_waiting(&self) -> usize {
+        self.ready.iter().map(|page| page.changes.len()).sum()
     }
 }

@@ -14,6 +14,18 @@ use crate::error::Result;
 
 use cursor::{Cursor, Step, Then};
 pub(crate) use cursor::{Page, PageEnd};
+
+impl Page {
+    /// The page that says `shard` had nothing new on the last call.
+    fn idle(shard: std::sync::Arc<str>) -> Self {
+        Self {
+            shard,
+            changes: Vec::new(),
+            end: PageEnd::Idle,
+            gap: None,
+        }
+    }
+}
 pub(crate) use task::on_task;
 
 pub(crate) type ShardReader = std::pin::Pin<Box<dyn Stream<Item = Result<Page>> + Send>>;
@@ -31,6 +43,8 @@ pub(crate) fn read_shard(ctx: Arc<Context>, shard: Arc<str>, start: ShardStart) 
             let Step { page, then } = call(&ctx, &mut cursor).await;
             if let Some(page) = page {
                 yield Ok(page);
+            } else if crate::telemetry::IDLE_PAGES && matches!(then, Then::Sleep(_)) {
+                yield Ok(Page::idle(cursor.shard().clone()));
             }
             match then {
                 Then::ReadOn => {}

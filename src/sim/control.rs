@@ -7,6 +7,13 @@ use super::{
     Appended, CallCounts, Fault, Item, Operation, SimError, SimRecord, SimShard, Simulator,
     epoch_secs,
 };
+
+impl super::Model {
+    /// The creation time of a record written now.
+    fn created_secs(&self) -> u64 {
+        epoch_secs().saturating_sub(self.backdate_secs)
+    }
+}
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -97,21 +104,27 @@ impl Simulator {
     pub fn put_item(&self, item: Item) -> Appended {
         let key = self.inner.meta.keys.key_of(&item);
         let new = NewItem::new(item);
-        self.lock().put(key, new, epoch_secs())
+        let mut m = self.lock();
+        let created = m.created_secs();
+        m.put(key, new, created)
     }
 
     /// Deletes the item with `key` (other attributes are ignored): a `REMOVE` record with the
     /// old image, or `None` if there was no such item.
     pub fn delete_item(&self, key: Item) -> Option<Appended> {
         let key = self.inner.meta.keys.key_of(&key);
-        self.lock().delete(key, false, epoch_secs())
+        let mut m = self.lock();
+        let created = m.created_secs();
+        m.delete(key, false, created)
     }
 
     /// Like [`Simulator::delete_item`], as a TTL expiry: the record's `userIdentity` is
     /// `{Type: "Service", PrincipalId: "dynamodb.amazonaws.com"}`.
     pub fn ttl_delete(&self, key: Item) -> Option<Appended> {
         let key = self.inner.meta.keys.key_of(&key);
-        self.lock().delete(key, true, epoch_secs())
+        let mut m = self.lock();
+        let created = m.created_secs();
+        m.delete(key, true, created)
     }
 
     /// The table's current item with `key` (other attributes are ignored).
@@ -128,18 +141,26 @@ impl Simulator {
             record.new_image.as_ref(),
             record.old_image.as_ref(),
         ];
+        let mut m = self.lock();
         let change = EncodedChange {
             kind: record.kind,
             keys: item_bytes(&record.keys),
             new_image: record.new_image.as_ref().map(item_bytes),
             old_image: record.old_image.as_ref().map(item_bytes),
             ttl: record.ttl,
-            created_secs: epoch_secs(),
+            created_secs: m.created_secs(),
             size_bytes: sizes.into_iter().flatten().map(item_size).sum(),
         };
-        self.lock()
-            .append(shard, &change)
+        m.append(shard, &change)
             .map(|a| a.sequence_number)
+    }
+
+    /// Stamps every later write (`put_item`, `delete_item`, `ttl_delete`, `append`) as created
+    /// `age` before now (whole seconds), as records written that long ago and not read yet:
+    /// for tests of lag. Time is the system clock here, as on the service, not tokio's.
+    /// `Duration::ZERO` stamps writes with the present again. Default is zero.
+    pub fn backdate(&self, age: Duration) {
+        self.lock().backdate_secs = age.as_secs();
     }
 
     /// Makes the next `times` calls of `op` fail with `fault`, before any other handling.

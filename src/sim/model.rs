@@ -68,6 +68,8 @@ pub(crate) struct Model {
     pub(crate) faults: VecDeque<Injected>,
     pub(crate) counts: CallCounts,
     pub(crate) describe_calls: VecDeque<Instant>,
+    /// Writes are stamped as created this many seconds before now (`Simulator::backdate`).
+    pub(crate) backdate_secs: u64,
 }
 
 impl Model {
@@ -90,6 +92,7 @@ impl Model {
             faults: VecDeque::new(),
             counts: CallCounts::default(),
             describe_calls: VecDeque::new(),
+            backdate_secs: 0,
         }
     }
 
