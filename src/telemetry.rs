@@ -7,8 +7,6 @@
 //! most once a second while the stream is polled, so there is no second bookkeeping. Without
 //! the feature every hook here is an empty inline function, and readers send no idle pages.
 
-use crate::retry::Fault;
-
 /// Readers hand the stream an empty [`PageEnd::Idle`](crate::shard::PageEnd::Idle) page after
 /// each empty poll, so that the stream knows a shard is read to its current end (lag zero).
 pub(crate) const IDLE_PAGES: bool = cfg!(feature = "metrics");
@@ -36,7 +34,8 @@ impl CallMetrics {
     pub(crate) fn polled(&self, _shard: &str) {}
 
     #[inline(always)]
-    pub(crate) fn fault(&self, _operation: Operation, _fault: Fault, _retried: bool) {}
+    pub(crate) fn fault(&self, _operation: Operation, _fault: crate::retry::Fault, _retried: bool) {
+    }
 }
 
 /// Without the feature: nothing is recorded.

@@ -12,7 +12,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dynamodb_stream::sim::{Fault, Operation, Simulator};
 use dynamodb_stream::{ChangeStream, Readers, TrimPolicy};
-use futures::StreamExt;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use support::sim::*;
 
