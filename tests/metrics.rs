@@ -48,7 +48,10 @@ impl Seen {
     }
 
     fn counter(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
-        self.counters.get(&series(name, labels)).copied().unwrap_or(0)
+        self.counters
+            .get(&series(name, labels))
+            .copied()
+            .unwrap_or(0)
     }
 
     fn gauge(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
@@ -153,7 +156,10 @@ async fn counters_equal_what_happened_and_the_age_follows_creation_times() {
     assert_eq!(events.len(), 6);
     assert_parents_first(&sim, &events);
     let polls = sim.calls().get_records - calls_before - 6;
-    assert_eq!(seen.counter("dynamodb_stream_polls_total", &stream_label), polls);
+    assert_eq!(
+        seen.counter("dynamodb_stream_polls_total", &stream_label),
+        polls
+    );
     assert_eq!(
         seen.counter("dynamodb_stream_records_delivered_total", &stream_label),
         6
@@ -185,7 +191,10 @@ async fn counters_equal_what_happened_and_the_age_follows_creation_times() {
         let labels = [("stream", arn.as_str()), ("shard", shard)];
         let age = seen
             .gauges
-            .get(&series("dynamodb_stream_shard_iterator_age_seconds", &labels))
+            .get(&series(
+                "dynamodb_stream_shard_iterator_age_seconds",
+                &labels,
+            ))
             .copied()
             .unwrap_or(0.0);
         assert_eq!(age, 0.0, "{shard}");
@@ -209,11 +218,19 @@ async fn counters_equal_what_happened_and_the_age_follows_creation_times() {
         )
     };
     assert_eq!(
-        [shards("waiting"), shards("reading"), shards("caught_up"), shards("finished")],
+        [
+            shards("waiting"),
+            shards("reading"),
+            shards("caught_up"),
+            shards("finished")
+        ],
         [0.0, 0.0, 2.0, 1.0]
     );
     let polled = seen.gauge("dynamodb_stream_last_poll_timestamp_seconds", &stream_label);
-    assert!((unix_now() - 60.0..=unix_now()).contains(&polled), "{polled}");
+    assert!(
+        (unix_now() - 60.0..=unix_now()).contains(&polled),
+        "{polled}"
+    );
 }
 
 /// Without a recorder the hooks do nothing, and the stream reads as before.

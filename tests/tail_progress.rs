@@ -58,7 +58,10 @@ fn records(lines: &[Value]) -> Vec<Value> {
 async fn until_caught_up_to_a_pipe_prints_no_progress_and_the_same_events() {
     let (plain, quiet) = tokio::join!(demo(&[]), demo(&["--until-caught-up"]));
     let ((plain, plain_err), (caught_up, stderr)) = (plain, quiet);
-    assert_eq!(stderr, "", "no progress, no summary when stderr is not a terminal");
+    assert_eq!(
+        stderr, "",
+        "no progress, no summary when stderr is not a terminal"
+    );
     assert_eq!(plain_err, "");
     assert_eq!(caught_up.len(), 26);
     assert_eq!(records(&caught_up), records(&plain));

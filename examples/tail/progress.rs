@@ -90,7 +90,11 @@ fn lag(status: &Status) -> Option<Duration> {
 
 fn rate(events: u64, elapsed: Duration) -> f64 {
     let secs = elapsed.as_secs_f64();
-    if secs > 0.0 { events as f64 / secs } else { 0.0 }
+    if secs > 0.0 {
+        events as f64 / secs
+    } else {
+        0.0
+    }
 }
 
 /// `4.2s`, `12m03s`, `5h07m`.

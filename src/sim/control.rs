@@ -151,8 +151,7 @@ impl Simulator {
             created_secs: m.created_secs(),
             size_bytes: sizes.into_iter().flatten().map(item_size).sum(),
         };
-        m.append(shard, &change)
-            .map(|a| a.sequence_number)
+        m.append(shard, &change).map(|a| a.sequence_number)
     }
 
     /// Stamps every later write (`put_item`, `delete_item`, `ttl_delete`, `append`) as created

@@ -217,9 +217,18 @@ impl StreamMetrics {
 fn describe() {
     let counters = [
         (RECORDS, "records delivered to the consumer"),
-        (POLLS, "successful GetRecords calls, with or without records"),
-        (RETRIES, "calls retried after a transient fault, beyond the SDK's own attempts"),
-        (THROTTLES, "calls throttled (after the SDK's own attempts), retried or not"),
+        (
+            POLLS,
+            "successful GetRecords calls, with or without records",
+        ),
+        (
+            RETRIES,
+            "calls retried after a transient fault, beyond the SDK's own attempts",
+        ),
+        (
+            THROTTLES,
+            "calls throttled (after the SDK's own attempts), retried or not",
+        ),
         (GAPS, "ranges of records lost to retention and skipped over"),
     ];
     for (name, what) in counters {
@@ -227,12 +236,32 @@ fn describe() {
     }
     let gauges = [
         (AGE, Unit::Seconds, "the largest shard iterator age"),
-        (LAST_POLL, Unit::Seconds, "when a GetRecords call last succeeded (Unix time)"),
-        (READ_AHEAD, Unit::Count, "records read but not yet delivered"),
+        (
+            LAST_POLL,
+            Unit::Seconds,
+            "when a GetRecords call last succeeded (Unix time)",
+        ),
+        (
+            READ_AHEAD,
+            Unit::Count,
+            "records read but not yet delivered",
+        ),
         (SHARDS, Unit::Count, "known shards, by state"),
-        (HELD, Unit::Count, "shards being read (held, with a lease table)"),
-        (SHARD_AGE, Unit::Seconds, "now minus the creation time of the shard's last delivered record; 0 once read to its end"),
-        (SHARD_LAST_POLL, Unit::Seconds, "when a GetRecords call on the shard last succeeded (Unix time)"),
+        (
+            HELD,
+            Unit::Count,
+            "shards being read (held, with a lease table)",
+        ),
+        (
+            SHARD_AGE,
+            Unit::Seconds,
+            "now minus the creation time of the shard's last delivered record; 0 once read to its end",
+        ),
+        (
+            SHARD_LAST_POLL,
+            Unit::Seconds,
+            "when a GetRecords call on the shard last succeeded (Unix time)",
+        ),
     ];
     for (name, unit, what) in gauges {
         describe_gauge!(name, unit, what);
