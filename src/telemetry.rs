@@ -8,7 +8,8 @@
 //! the feature every hook here is an empty inline function, and readers send no idle pages.
 
 /// Readers hand the stream an empty [`PageEnd::Idle`](crate::shard::PageEnd::Idle) page after
-/// each empty poll, so that the stream knows a shard is read to its current end (lag zero).
+/// the wait that follows each empty poll, so that the stream knows a shard is read to its
+/// current end (lag zero). It takes no read-ahead slot.
 pub(crate) const IDLE_PAGES: bool = cfg!(feature = "metrics");
 
 /// The name of an operation of the service, as the `operation` label gives it.

@@ -32,7 +32,9 @@ pub(crate) type ShardReader = std::pin::Pin<Box<dyn Stream<Item = Result<Page>> 
 
 /// Reads one shard from `start` to its end (or, in catch-up mode, to its current end).
 ///
-/// Yields only pages with records, plus the final page (which may be empty). Recovers from
+/// Yields only pages with records, plus the final page (which may be empty), and with the
+/// metrics an idle page after each wait that followed an empty one (before the next call, so
+/// a consumer busy with a page delays that call, not the answer to it). Recovers from
 /// expired iterators silently; retries transient faults within the budget; any other error is
 /// yielded once and ends the stream.
 pub(crate) fn read_shard(ctx: Arc<Context>, shard: Arc<str>, start: ShardStart) -> ShardReader {
@@ -43,12 +45,15 @@ pub(crate) fn read_shard(ctx: Arc<Context>, shard: Arc<str>, start: ShardStart) 
             let Step { page, then } = call(&ctx, &mut cursor).await;
             if let Some(page) = page {
                 yield Ok(page);
-            } else if crate::telemetry::IDLE_PAGES && matches!(then, Then::Sleep(_)) {
-                yield Ok(Page::idle(cursor.shard().clone()));
             }
             match then {
                 Then::ReadOn => {}
-                Then::Sleep(delay) => tokio::time::sleep(delay).await,
+                Then::Sleep(delay) => {
+                    tokio::time::sleep(delay).await;
+                    if crate::telemetry::IDLE_PAGES {
+                        yield Ok(Page::idle(cursor.shard().clone()));
+                    }
+                }
                 Then::Done => return,
                 Then::Fail(e) => {
                     yield Err(e);
