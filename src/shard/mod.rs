@@ -33,8 +33,8 @@ pub(crate) type ShardReader = std::pin::Pin<Box<dyn Stream<Item = Result<Page>> 
 /// Reads one shard from `start` to its end (or, in catch-up mode, to its current end).
 ///
 /// Yields only pages with records, plus the final page (which may be empty), and with the
-/// metrics an idle page after each wait that followed an empty one (before the next call, so
-/// a consumer busy with a page delays that call, not the answer to it). Recovers from
+/// metrics an idle page after each empty one (the reader polls on without waiting for it to
+/// be taken: see `on_task` and the pool). Recovers from
 /// expired iterators silently; retries transient faults within the budget; any other error is
 /// yielded once and ends the stream.
 pub(crate) fn read_shard(ctx: Arc<Context>, shard: Arc<str>, start: ShardStart) -> ShardReader {
@@ -45,15 +45,12 @@ pub(crate) fn read_shard(ctx: Arc<Context>, shard: Arc<str>, start: ShardStart) 
             let Step { page, then } = call(&ctx, &mut cursor).await;
             if let Some(page) = page {
                 yield Ok(page);
+            } else if crate::telemetry::IDLE_PAGES && matches!(then, Then::Sleep(_)) {
+                yield Ok(Page::idle(cursor.shard().clone()));
             }
             match then {
                 Then::ReadOn => {}
-                Then::Sleep(delay) => {
-                    tokio::time::sleep(delay).await;
-                    if crate::telemetry::IDLE_PAGES {
-                        yield Ok(Page::idle(cursor.shard().clone()));
-                    }
-                }
+                Then::Sleep(delay) => tokio::time::sleep(delay).await,
                 Then::Done => return,
                 Then::Fail(e) => {
                     yield Err(e);
