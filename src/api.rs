@@ -28,6 +28,7 @@ use crate::raw::RawPage;
 use crate::retry::{Fault, RetryPolicy, classify, to_error};
 use crate::sequence::SequenceNumber;
 use crate::status::{PageCounters, PageDecoding};
+use crate::telemetry::{CallMetrics, Operation};
 
 /// The service's page size cap for `DescribeStream`.
 const LIST_LIMIT: i32 = 100;
@@ -45,6 +46,8 @@ pub(crate) struct Context {
     pub(crate) pages: Arc<PageCounters>,
     /// The stream's memory budget, shared by its readers.
     pub(crate) budget: Arc<Budget>,
+    /// Polls, retries and throttles, for the `metrics` feature.
+    calls: CallMetrics,
 }
 
 /// One `GetRecords` page, decoded by the SDK or by the crate.
@@ -98,6 +101,7 @@ impl Context {
         Self {
             pacer: Pacer::shared(&stream_arn, options.describe_interval),
             budget: Arc::new(Budget::new(options.memory_budget)),
+            calls: CallMetrics::new(&stream_arn),
             client,
             stream_arn,
             options,
@@ -105,10 +109,11 @@ impl Context {
         }
     }
 
-    /// Sends an SDK request through [`with_retries`], turning its errors into [`Failure`]s
-    /// that name the call, the stream and the shard.
+    /// Sends an SDK request of `operation` through [`with_retries`], turning its errors into
+    /// [`Failure`]s that name the call, the stream and the shard.
     async fn retrying<T, E, Fut>(
         &self,
+        operation: Operation,
         what: &str,
         shard: Option<&str>,
         mut send: impl FnMut() -> Fut,
@@ -118,7 +123,8 @@ impl Context {
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
         let label = format!("{what} on {}", self.stream_arn);
-        with_retries(&self.options.retry, &label, shard, || {
+        let seen = |fault, retried| self.calls.fault(operation, fault, retried);
+        with_retries_seen(&self.options.retry, &label, shard, seen, || {
             let call = send();
             async {
                 call.await.map_err(|err| {
@@ -150,7 +156,7 @@ impl Context {
             self.stream_arn
         );
         let out = self
-            .retrying(&what, Some(shard), || {
+            .retrying("GetShardIterator", &what, Some(shard), || {
                 self.client
                     .get_shard_iterator()
                     .stream_arn(&*self.stream_arn)
@@ -186,18 +192,20 @@ impl Context {
         };
         if self.options.decoding == Decoding::Sdk {
             let out = self
-                .retrying("GetRecords", Some(shard), || request().send())
+                .retrying("GetRecords", "GetRecords", Some(shard), || request().send())
                 .await?;
+            self.calls.polled(shard);
             self.pages.count(PageDecoding::Sdk);
             return Ok(Fetched::Sdk(out));
         }
         let slot = capture::Slot::default();
         let out = self
-            .retrying("GetRecords", Some(shard), || {
+            .retrying("GetRecords", "GetRecords", Some(shard), || {
                 let capture = capture::Capture::new(&slot);
                 request().customize().interceptor(capture).send()
             })
             .await?;
+        self.calls.polled(shard);
         Ok(match slot.take() {
             Some(page) => {
                 self.pages.count(PageDecoding::Raw);
@@ -262,7 +270,7 @@ impl Context {
         filter: Option<ShardFilter>,
     ) -> Result<(Vec<ShardInfo>, Option<String>)> {
         let out = self
-            .retrying("DescribeStream", None, || {
+            .retrying("DescribeStream", "DescribeStream", None, || {
                 let request = self
                     .client
                     .describe_stream()
@@ -306,6 +314,21 @@ pub(crate) async fn with_retries<T, Fut>(
     retry: &RetryPolicy,
     what: &str,
     shard: Option<&str>,
+    call: impl FnMut() -> Fut,
+) -> Result<T, Failure>
+where
+    Fut: Future<Output = Result<T, Failure>>,
+{
+    with_retries_seen(retry, what, shard, |_, _| {}, call).await
+}
+
+/// [`with_retries`], telling `seen` of every failure and whether it is retried (the metrics'
+/// retries and throttles).
+async fn with_retries_seen<T, Fut>(
+    retry: &RetryPolicy,
+    what: &str,
+    shard: Option<&str>,
+    seen: impl Fn(Fault, bool),
     mut call: impl FnMut() -> Fut,
 ) -> Result<T, Failure>
 where
@@ -317,7 +340,9 @@ where
             Ok(out) => return Ok(out),
             Err(failure) => failure,
         };
-        if !failure.fault.is_transient() || attempt >= retry.max_retries {
+        let retried = failure.fault.is_transient() && attempt < retry.max_retries;
+        seen(failure.fault, retried);
+        if !retried {
             return Err(failure);
         }
         let delay = retry.delay(attempt, fastrand::f64());

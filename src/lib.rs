@@ -21,6 +21,7 @@ mod filter;
 mod merge;
 mod shard;
 mod stream;
+mod telemetry;
 
 // The adapters at the edges.
 mod commit;

@@ -21,6 +21,7 @@ use crate::filter::{Filter, Filtering};
 use crate::merge::{Merge, Update};
 use crate::shard::{Page, PageEnd};
 use crate::status::{Delivered, Gap, MemoryUse, PageCounters, Status};
+use crate::telemetry::StreamMetrics;
 
 /// A DynamoDB stream as one ordered [`Stream`] of [`ChangeEvent`]s.
 ///
@@ -31,7 +32,7 @@ use crate::status::{Delivered, Gap, MemoryUse, PageCounters, Status};
 /// Dropping a pending `next()` loses nothing: records are only taken out of the stream when an
 /// event is returned.
 #[must_use = "streams do nothing unless polled"]
-#[pin_project]
+#[pin_project(project = StreamProj)]
 pub struct ChangeStream {
     #[pin]
     merge: Merge,
@@ -42,6 +43,8 @@ pub struct ChangeStream {
     pages: Arc<PageCounters>,
     filtering: Option<Filtering>,
     budget: Arc<Budget>,
+    /// What the `metrics` feature exports.
+    metrics: StreamMetrics,
     done: bool,
 }
 
@@ -78,6 +81,7 @@ impl ChangeStream {
             page: None,
             delivered: HashMap::new(),
             gaps: Vec::new(),
+            metrics: StreamMetrics::new(&ctx.stream_arn),
             stream_arn: ctx.stream_arn.clone(),
             pages: ctx.pages.clone(),
             budget: ctx.budget.clone(),
@@ -109,40 +113,70 @@ impl ChangeStream {
     /// A snapshot of every known shard: its state, records delivered, last sequence number and
     /// how old its last delivered record is; and how pages were decoded. Cheap: no I/O.
     pub fn status(&self) -> Status {
-        let now = SystemTime::now();
-        let shards = self
-            .merge
-            .states()
-            .into_iter()
-            .map(|(id, state)| {
-                let mut delivered = self.delivered.get(&id).cloned().unwrap_or_default();
-                if let Some(page) = self.page.as_ref().filter(|p| p.shard == id) {
-                    delivered.add(&page.delivered);
-                }
-                delivered.status(&id, state, now)
-            })
-            .collect();
-        Status {
-            shards,
-            gaps: self.gaps.clone(),
-            lease: self.lease_status(),
-            pages: self.pages.snapshot(),
-            memory: MemoryUse {
-                budget: self.budget.limit(),
-                reserved: self.budget.reserved(),
-            },
-        }
+        let page = self.page.as_ref();
+        status_of(
+            &self.merge,
+            &self.delivered,
+            page,
+            &self.gaps,
+            &self.pages,
+            &self.budget,
+        )
     }
+}
 
-    #[cfg(feature = "dynamodb-store")]
-    fn lease_status(&self) -> Option<crate::status::LeaseStatus> {
-        self.merge.lessee().and_then(|l| l.table.status())
+/// [`ChangeStream::status`], from the stream's parts.
+fn status_of(
+    merge: &Merge,
+    delivered: &HashMap<Arc<str>, Delivered>,
+    page: Option<&CurrentPage>,
+    gaps: &[Gap],
+    pages: &PageCounters,
+    budget: &Budget,
+) -> Status {
+    let now = SystemTime::now();
+    let shards = merge
+        .states()
+        .into_iter()
+        .map(|(id, state)| {
+            let mut counts = delivered.get(&id).cloned().unwrap_or_default();
+            if let Some(page) = page.filter(|p| p.shard == id) {
+                counts.add(&page.delivered);
+            }
+            counts.status(&id, state, now)
+        })
+        .collect();
+    Status {
+        shards,
+        gaps: gaps.to_vec(),
+        lease: lease_status(merge),
+        pages: pages.snapshot(),
+        memory: MemoryUse {
+            budget: budget.limit(),
+            reserved: budget.reserved(),
+        },
     }
+}
 
-    #[cfg(not(feature = "dynamodb-store"))]
-    fn lease_status(&self) -> Option<crate::status::LeaseStatus> {
-        None
-    }
+#[cfg(feature = "dynamodb-store")]
+fn lease_status(merge: &Merge) -> Option<crate::status::LeaseStatus> {
+    merge.lessee().and_then(|l| l.table.status())
+}
+
+#[cfg(not(feature = "dynamodb-store"))]
+fn lease_status(_merge: &Merge) -> Option<crate::status::LeaseStatus> {
+    None
+}
+
+/// Sets the metrics' gauges from the stream's status: at most once a second, unless `force`d.
+fn refresh_metrics(this: &mut StreamProj<'_>, force: bool) {
+    let (merge, page) = (&*this.merge, this.page.as_ref());
+    let (delivered, gaps, pages) = (&*this.delivered, &*this.gaps, &**this.pages);
+    let budget = &**this.budget;
+    this.metrics.refresh(force, || {
+        let status = status_of(merge, delivered, page, gaps, pages, budget);
+        (status, merge.read_ahead())
+    });
 }
 
 impl fmt::Debug for ChangeStream {
@@ -180,6 +214,7 @@ impl Stream for ChangeStream {
                 return Poll::Ready(Some(Ok(event)));
             }
             if let Some(page) = this.page.take() {
+                this.metrics.delivered(&page.shard, page.delivered.records);
                 // The merge boxes its readers and futures: it is `Unpin`.
                 let merge = Pin::get_mut(this.merge.as_mut());
                 let dropped = page.dropped;
@@ -188,23 +223,28 @@ impl Stream for ChangeStream {
                     filtering.publish(merge.checkpoint());
                 }
             }
+            refresh_metrics(&mut this, false);
             let update = match this.merge.as_mut().poll_next(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Ok(update))) => update,
                 Poll::Ready(Some(Err(e))) => {
                     *this.done = true;
+                    refresh_metrics(&mut this, true);
                     return Poll::Ready(Some(Err(e)));
                 }
                 Poll::Ready(None) => {
                     *this.done = true;
+                    refresh_metrics(&mut this, true);
                     return Poll::Ready(None);
                 }
             };
             match update {
+                Update::Page(page) if page.end == PageEnd::Idle => this.metrics.idle(&page.shard),
                 Update::Page(page) => {
                     let merge = Pin::get_mut(this.merge.as_mut());
                     let base = merge.snapshot();
                     if let Some(gap) = &page.gap {
+                        this.metrics.gap();
                         this.gaps.push(gap.clone());
                     }
                     #[cfg_attr(not(feature = "dynamodb-store"), allow(unused_mut))]
@@ -215,7 +255,10 @@ impl Stream for ChangeStream {
                     }
                     *this.page = Some(current);
                 }
-                Update::Gap(gap) => this.gaps.push(gap),
+                Update::Gap(gap) => {
+                    this.metrics.gap();
+                    this.gaps.push(gap);
+                }
             }
         }
     }

@@ -27,6 +27,10 @@
 //! each prints the events of the shards it holds, and saves its position in the table (made if
 //! missing, through the DynamoDB endpoint) instead of a file.
 //!
+//! With `--until-caught-up` and stderr a terminal, a progress bar on stderr shows the shards
+//! read to their end, the events printed, events/s and the lag, and one summary line follows
+//! at the end; when stderr is not a terminal nothing of it is printed.
+//!
 //! `--limit` and `--until-caught-up` exit 0; so do Ctrl-C and SIGTERM, which stop reading,
 //! flush, save and (with a lease table) hand every shard over, within 10 s; a second signal
 //! exits at once. A closed stdout (`| head`) exits 0 too. A fatal error prints one line to stderr and exits
@@ -36,6 +40,7 @@
 mod demo;
 mod json;
 mod output;
+mod progress;
 mod saver;
 mod source;
 
@@ -52,6 +57,7 @@ use tokio::time::MissedTickBehavior;
 
 use demo::Demo;
 use output::Output;
+use progress::Progress;
 use saver::Saver;
 
 /// Pages are parsed in bulk and freed long after, often on another thread: glibc's allocator
@@ -224,6 +230,8 @@ async fn run(args: Args) -> Result<(), Failure> {
         last: None,
         saved: None,
         arn,
+        printed: 0,
+        progress: Progress::new(args.until_caught_up),
     };
     tail.run(args.limit, source.demo.as_ref()).await
 }
@@ -239,6 +247,10 @@ struct Tail {
     /// The last checkpoint saved.
     saved: Option<Checkpoint>,
     arn: String,
+    /// Events printed so far.
+    printed: u64,
+    /// `--until-caught-up` on a terminal: the progress bar on stderr.
+    progress: Progress,
 }
 
 /// Why the loop ended.
@@ -250,6 +262,9 @@ enum End {
 impl Tail {
     async fn run(&mut self, limit: Option<u64>, demo: Option<&Demo>) -> Result<(), Failure> {
         let outcome = self.print(limit, demo).await;
+        if outcome.is_ok() {
+            self.progress.finish(self.printed, self.stream.as_ref());
+        }
         if matches!(outcome, Ok(End::Signal)) {
             // A second signal exits at once; a stop that hangs (an unreachable lease table)
             // is cut short.
@@ -275,7 +290,6 @@ impl Tail {
         let mut ticks = tokio::time::interval(FLUSH_EVERY);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut signal = std::pin::pin!(shutdown());
-        let mut printed = 0u64;
         let Some(stream) = self.stream.as_mut() else {
             return Ok(End::Done);
         };
@@ -287,8 +301,8 @@ impl Tail {
                         // unknown, and the last save is known to be behind it.
                         self.out.print(&event).map_err(Failure::Stdout)?;
                         self.last = Some(event.into_checkpoint());
-                        printed += 1;
-                        if limit.is_some_and(|limit| printed >= limit) {
+                        self.printed += 1;
+                        if limit.is_some_and(|limit| self.printed >= limit) {
                             return Ok(End::Done);
                         }
                     }
@@ -296,6 +310,7 @@ impl Tail {
                     None => return Ok(End::Done),
                 },
                 _ = ticks.tick() => {
+                    self.progress.update(self.printed, stream);
                     let position = position(&self.last, stream);
                     save(&mut self.out, &self.saver, &mut self.saved, position).await?;
                     if demo.is_some_and(|demo| demo.finished(&position_of(&self.last, stream))) {

@@ -176,6 +176,11 @@ impl Merge {
         self.positions.checkpoint()
     }
 
+    /// Records read from the service and not handed to the stream yet.
+    pub(crate) fn read_ahead(&self) -> usize {
+        self.pool.records_waiting()
+    }
+
     /// Every known shard and its state.
     pub(crate) fn states(&self) -> Vec<(Arc<str>, ShardState)> {
         match &self.source {

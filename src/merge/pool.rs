@@ -121,6 +121,13 @@ impl Pool {
     }
 
     fn on_page(&mut self, page: Page, reader: ShardReader, read_ahead: usize) {
+        if page.end == PageEnd::Idle {
+            // It only says the shard had nothing new: it takes no read-ahead, and the reader
+            // goes on polling as it would without it.
+            self.readers.push(reader.into_future());
+            self.ready.push_back(page);
+            return;
+        }
         if page.end == PageEnd::More {
             let n = self.buffered.get(&page.shard).copied().unwrap_or(0) + 1;
             if n < read_ahead {
@@ -138,6 +145,9 @@ impl Pool {
     /// The next page to deliver; its shard's reader may read on.
     pub(super) fn take_page(&mut self) -> Option<Page> {
         let page = self.ready.pop_front()?;
+        if page.end == PageEnd::Idle {
+            return Some(page);
+        }
         if let Some(n) = self.buffered.get_mut(&page.shard) {
             *n -= 1;
             if *n == 0 {
@@ -158,5 +168,10 @@ impl Pool {
     /// No page is waiting to be delivered.
     pub(super) fn is_empty(&self) -> bool {
         self.ready.is_empty()
+    }
+
+    /// Records in the pages read and waiting to be delivered.
+    pub(super) fn records_waiting(&self) -> usize {
+        self.ready.iter().map(|page| page.changes.len()).sum()
     }
 }

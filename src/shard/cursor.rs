@@ -28,6 +28,10 @@ pub(crate) enum PageEnd {
     ShardEnd,
     /// Catch-up mode: the open shard is read to its current end. Carries no records.
     CaughtUp,
+    /// The last call found no records: the shard is read to its current end for now (or the
+    /// service returned an empty page mid-shard). Carries no records; only sent for the
+    /// metrics ([`IDLE_PAGES`](crate::telemetry::IDLE_PAGES)).
+    Idle,
 }
 
 /// Records read from one shard in one `GetRecords` call.

@@ -15,6 +15,19 @@ use crate::event::Change;
 
 use cursor::{Cursor, Step, Then};
 pub(crate) use cursor::{Page, PageEnd};
+
+impl Page {
+    /// The page that says `shard` had nothing new on the last call.
+    fn idle(shard: std::sync::Arc<str>) -> Self {
+        Self {
+            shard,
+            changes: Vec::new(),
+            end: PageEnd::Idle,
+            gap: None,
+            reservation: crate::budget::Reservation::default(),
+        }
+    }
+}
 pub(crate) use task::on_task;
 
 pub(crate) type ShardReader = std::pin::Pin<Box<dyn Stream<Item = Result<Page>> + Send>>;
@@ -22,7 +35,9 @@ pub(crate) type ShardReader = std::pin::Pin<Box<dyn Stream<Item = Result<Page>> 
 /// Reads one shard from `start` to its end (or, in catch-up mode, to its current end);
 /// `closed`: the listing had its end, so empty pages are read on at once.
 ///
-/// Yields only pages with records, plus the final page (which may be empty). Recovers from
+/// Yields only pages with records, plus the final page (which may be empty), and with the
+/// metrics an idle page after each empty one (the reader polls on without waiting for it to
+/// be taken: see `on_task` and the pool). Recovers from
 /// expired iterators silently; retries transient faults within the budget; any other error is
 /// yielded once and ends the stream.
 pub(crate) fn read_shard(
@@ -41,6 +56,8 @@ pub(crate) fn read_shard(
             let Step { page, then } = call(&ctx, &mut cursor).await;
             if let Some(page) = page {
                 yield Ok(page);
+            } else if crate::telemetry::IDLE_PAGES && matches!(then, Then::Sleep(_)) {
+                yield Ok(Page::idle(cursor.shard().clone()));
             }
             match then {
                 Then::ReadOn => {}

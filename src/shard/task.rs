@@ -7,7 +7,7 @@ use std::task::{Context, Poll, ready};
 use futures::{Stream, StreamExt as _};
 use tokio::sync::mpsc;
 
-use super::{Page, ShardReader};
+use super::{Page, PageEnd, ShardReader};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Runs `reader` on its own task of `runtime`, a page at a time on demand.
@@ -21,10 +21,18 @@ pub(crate) fn on_task(mut reader: ShardReader, runtime: &tokio::runtime::Handle)
     let (send, pages) = mpsc::channel::<Result<Page>>(1);
     let task = runtime.spawn(async move {
         while wanted.recv().await.is_some() {
-            let Some(item) = reader.next().await else {
-                break;
-            };
-            if send.send(item).await.is_err() {
+            loop {
+                let Some(item) = reader.next().await else {
+                    return;
+                };
+                if is_idle(&item) {
+                    // Never waits for the consumer: a marker already waiting says the same.
+                    let _ = send.try_send(item);
+                    continue;
+                }
+                if send.send(item).await.is_err() {
+                    return;
+                }
                 break;
             }
         }
@@ -35,6 +43,11 @@ pub(crate) fn on_task(mut reader: ShardReader, runtime: &tokio::runtime::Handle)
         pages,
         task,
     })
+}
+
+/// An idle page (metrics): sent whether or not a page was asked for.
+fn is_idle(item: &Result<Page>) -> bool {
+    matches!(item, Ok(page) if page.end == PageEnd::Idle)
 }
 
 /// The consumer's end of a reader running on its own task.
@@ -57,7 +70,8 @@ impl Stream for OnTask {
             self.asked = true;
         }
         if let Some(item) = ready!(self.pages.poll_recv(cx)) {
-            self.asked = false;
+            // An idle page answers no request: the page asked for is still to come.
+            self.asked = is_idle(&item);
             return Poll::Ready(Some(item));
         }
         // The task ended: its reader finished, or it panicked, or the runtime is shutting down.

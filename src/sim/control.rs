@@ -6,6 +6,8 @@ use super::table::NewItem;
 use super::{
     Appended, CallCounts, Fault, Item, Operation, SimError, SimRecord, SimShard, Simulator,
 };
+
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -127,6 +129,7 @@ impl Simulator {
             record.new_image.as_ref(),
             record.old_image.as_ref(),
         ];
+        let mut m = self.lock();
         let change = EncodedChange {
             kind: record.kind,
             keys: item_bytes(&record.keys),
@@ -136,9 +139,15 @@ impl Simulator {
             created_secs: self.created_secs(),
             size_bytes: sizes.into_iter().flatten().map(item_size).sum(),
         };
-        self.lock()
-            .append(shard, &change)
-            .map(|a| a.sequence_number)
+        m.append(shard, &change).map(|a| a.sequence_number)
+    }
+
+    /// Stamps every later write (`put_item`, `delete_item`, `ttl_delete`, `append`) as created
+    /// `age` before now (whole seconds), as records written that long ago and not read yet:
+    /// for tests of lag. Time is the system clock here, as on the service, not tokio's.
+    /// `Duration::ZERO` stamps writes with the present again. Default is zero.
+    pub fn backdate(&self, age: Duration) {
+        self.inner.backdate.store(age.as_secs(), Ordering::Relaxed);
     }
 
     /// Makes the next `times` calls of `op` fail with `fault`, before any other handling.

@@ -91,6 +91,9 @@ struct Inner {
     /// The creation time, in epoch seconds, of the records written from now on; `WALL_CLOCK`
     /// for the wall clock.
     created_at: AtomicU64,
+    /// Seconds the records written from now on are stamped before that time
+    /// (`Simulator::backdate`).
+    backdate: AtomicU64,
 }
 
 impl fmt::Debug for Simulator {
@@ -135,6 +138,7 @@ impl Simulator {
                 meta,
                 state: Mutex::new(model),
                 created_at: AtomicU64::new(WALL_CLOCK),
+                backdate: AtomicU64::new(0),
             }),
         }
     }
@@ -154,10 +158,11 @@ impl Simulator {
 
     /// The creation time of a record written now, in epoch seconds.
     pub(crate) fn created_secs(&self) -> u64 {
-        match self.inner.created_at.load(Ordering::Relaxed) {
+        let at = match self.inner.created_at.load(Ordering::Relaxed) {
             WALL_CLOCK => epoch_secs(),
             pinned => pinned,
-        }
+        };
+        at.saturating_sub(self.inner.backdate.load(Ordering::Relaxed))
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Model> {
