@@ -203,11 +203,18 @@ async fn children_start_only_after_their_parent_was_saved_done_whoever_read_it()
         "records lost at splits"
     );
     assert_protocol(&sim, &cluster.deliveries(), &cluster.table.history());
-    let shards = per_worker(&cluster);
-    assert_eq!(
-        shards.len(),
-        3,
-        "every worker read some of the children: {shards:?}"
+    // The children are shared: each worker holds some of the 16 open shards. (Which worker
+    // happened to deliver the few records of a round depends on when each took its shards,
+    // so deliveries per worker are not asserted.)
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let held: Vec<usize> = ["a", "b", "c"]
+        .iter()
+        .map(|w| cluster.held(w).len())
+        .collect();
+    assert_eq!(held.iter().sum::<usize>(), 16, "{held:?}");
+    assert!(
+        held.iter().all(|n| *n >= 4),
+        "every worker holds some of the children: {held:?}"
     );
     cluster.stop_all().await;
     assert!(
