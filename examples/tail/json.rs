@@ -10,6 +10,8 @@
 #[path = "transcode.rs"]
 pub(crate) mod transcode;
 
+use std::cell::RefCell;
+
 use aws_sdk_dynamodbstreams::primitives::{DateTime, DateTimeFormat};
 use aws_sdk_dynamodbstreams::types::AttributeValue;
 use base64::Engine as _;
@@ -46,8 +48,7 @@ impl<'a> Line<'a> {
             // The service rounds it down to the second; moto does not: print whole seconds.
             approximate_creation_time: event
                 .approximate_creation_time()
-                .map(|t| DateTime::from_secs(DateTime::from(t).secs()))
-                .and_then(|t| t.fmt(DateTimeFormat::DateTime).ok()),
+                .and_then(|t| creation_time(DateTime::from(t).secs())),
             keys: match event.keys_json().and_then(Attributes::parse) {
                 Some(raw) => Image::Raw(raw),
                 None => Image::Item(event.raw_keys()),
@@ -57,6 +58,27 @@ impl<'a> Line<'a> {
             ttl_delete: event.is_ttl_delete(),
         }
     }
+}
+
+/// Whole seconds since the epoch as RFC 3339 (`2026-11-21T19:03:46Z`). The events of a page
+/// mostly share their second, so the last text is kept (per thread) and copied: formatting
+/// each one costs more than transcoding its keys.
+fn creation_time(secs: i64) -> Option<String> {
+    thread_local! {
+        static LAST: RefCell<Option<(i64, String)>> = const { RefCell::new(None) };
+    }
+    LAST.with_borrow_mut(|last| {
+        if let Some((kept, text)) = last.as_ref()
+            && *kept == secs
+        {
+            return Some(text.clone());
+        }
+        let text = DateTime::from_secs(secs)
+            .fmt(DateTimeFormat::DateTime)
+            .ok()?;
+        *last = Some((secs, text.clone()));
+        Some(text)
+    })
 }
 
 /// Keys or an image to print: read from the page's JSON, or the decoded item.
@@ -147,6 +169,19 @@ pub(crate) fn number(text: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn creation_times_are_whole_seconds_in_rfc3339() {
+        assert_eq!(creation_time(0).as_deref(), Some("1970-01-01T00:00:00Z"));
+        assert_eq!(creation_time(0).as_deref(), Some("1970-01-01T00:00:00Z"));
+        let t = 1_795_000_000;
+        assert_eq!(creation_time(t).as_deref(), Some("2026-11-18T11:06:40Z"));
+        assert_eq!(creation_time(t).as_deref(), Some("2026-11-18T11:06:40Z"));
+        assert_eq!(
+            creation_time(t + 1).as_deref(),
+            Some("2026-11-18T11:06:41Z")
+        );
+    }
 
     #[test]
     fn numbers_are_exact_or_strings() {
