@@ -10,6 +10,7 @@ use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap as _, Serializer};
+use serde_json::value::RawValue;
 
 use super::number;
 
@@ -29,10 +30,10 @@ impl<'a> Attributes<'a> {
 
 /// One attribute value, its text as the page holds it (unescaped).
 enum Value<'a> {
-    S(Str<'a>),
+    S(Text<'a>),
     N(Str<'a>),
     /// Base64 text, canonical.
-    B(Str<'a>),
+    B(Text<'a>),
     Bool(bool),
     Null,
     M(Attributes<'a>),
@@ -45,6 +46,39 @@ enum Value<'a> {
 /// A JSON string: borrowed from the text unless it held escapes.
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
 struct Str<'a>(Cow<'a, str>);
+
+/// A string value to print: its JSON literal as the page holds it when that has no escapes
+/// (it then holds no `"`, `\` or control character, so serde_json would print those same
+/// bytes: they are copied instead, without a second scan), else its unescaped text.
+enum Text<'a> {
+    Literal(&'a RawValue),
+    Unescaped(String),
+}
+
+impl Serialize for Text<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Text::Literal(raw) => raw.serialize(serializer),
+            Text::Unescaped(text) => serializer.serialize_str(text),
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = <&RawValue>::deserialize(d)?;
+        let literal = raw.get();
+        if !literal.starts_with('"') {
+            return Err(de::Error::custom("a string value that is not a string"));
+        }
+        if !literal.contains('\\') {
+            return Ok(Text::Literal(raw));
+        }
+        serde_json::from_str(literal)
+            .map(Text::Unescaped)
+            .map_err(de::Error::custom)
+    }
+}
 
 impl Serialize for Attributes<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -60,7 +94,7 @@ impl Serialize for Attributes<'_> {
 impl Serialize for Value<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
-            Value::S(s) | Value::B(s) => serializer.serialize_str(&s.0),
+            Value::S(s) | Value::B(s) => s.serialize(serializer),
             Value::N(n) => number(&n.0).serialize(serializer),
             Value::Bool(b) => serializer.serialize_bool(*b),
             Value::Null => serializer.serialize_unit(),
