@@ -8,6 +8,7 @@
 mod change_event;
 mod from_page;
 mod from_sdk;
+mod json;
 
 use std::collections::HashMap;
 use std::fmt;

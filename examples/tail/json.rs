@@ -1,6 +1,16 @@
 //! One event as one JSON object, in the shape the contract fixes
 //! (`shared/docs/tail-contract.md`, beside this repository). The `lambda` example prints the
 //! same lines (it includes this file), with a `null` shard.
+//!
+//! Keys and images are printed from the page's attribute-value JSON when the change still
+//! holds it (`Change::keys_json` and the images' `*_json`: the crate's fast path), transcoded
+//! straight to plain JSON ([`transcode`]); otherwise (the SDK's decoding, a Lambda record)
+//! from the decoded `Item` ([`Json`]). Both print the same bytes (`tests/tail_json.rs`).
+
+#[path = "transcode.rs"]
+pub(crate) mod transcode;
+
+use std::cell::RefCell;
 
 use aws_sdk_dynamodbstreams::primitives::{DateTime, DateTimeFormat};
 use aws_sdk_dynamodbstreams::types::AttributeValue;
@@ -9,6 +19,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use dynamodb_stream::{Change, Item};
 use serde::ser::{Serialize, SerializeMap as _, Serializer};
 use serde_json::{Number, Value};
+
+use transcode::Attributes;
 
 /// The fields of one output line, in their documented order, except the checkpoint: its text
 /// never needs escaping, so `tail` appends it as it is (`Output` in output.rs).
@@ -20,9 +32,9 @@ pub(crate) struct Line<'a> {
     shard_id: Option<&'a str>,
     sequence_number: &'a str,
     approximate_creation_time: Option<String>,
-    keys: Json<'a, Item>,
-    new_image: Option<Json<'a, Item>>,
-    old_image: Option<Json<'a, Item>>,
+    keys: Image<'a>,
+    new_image: Option<Image<'a>>,
+    old_image: Option<Image<'a>>,
     ttl_delete: bool,
 }
 
@@ -36,12 +48,61 @@ impl<'a> Line<'a> {
             // The service rounds it down to the second; moto does not: print whole seconds.
             approximate_creation_time: event
                 .approximate_creation_time()
-                .map(|t| DateTime::from_secs(DateTime::from(t).secs()))
-                .and_then(|t| t.fmt(DateTimeFormat::DateTime).ok()),
-            keys: Json(event.raw_keys()),
-            new_image: event.raw_new_image().map(Json),
-            old_image: event.raw_old_image().map(Json),
+                .and_then(|t| creation_time(DateTime::from(t).secs())),
+            keys: match event.keys_json().and_then(Attributes::parse) {
+                Some(raw) => Image::Raw(raw),
+                None => Image::Item(event.raw_keys()),
+            },
+            new_image: Image::new(event.new_image_json(), || event.raw_new_image()),
+            old_image: Image::new(event.old_image_json(), || event.raw_old_image()),
             ttl_delete: event.is_ttl_delete(),
+        }
+    }
+}
+
+/// Whole seconds since the epoch as RFC 3339 (`2026-11-21T19:03:46Z`). The events of a page
+/// mostly share their second, so the last text is kept (per thread) and copied: formatting
+/// each one costs more than transcoding its keys.
+fn creation_time(secs: i64) -> Option<String> {
+    thread_local! {
+        static LAST: RefCell<Option<(i64, String)>> = const { RefCell::new(None) };
+    }
+    LAST.with_borrow_mut(|last| {
+        if let Some((kept, text)) = last.as_ref()
+            && *kept == secs
+        {
+            return Some(text.clone());
+        }
+        let text = DateTime::from_secs(secs)
+            .fmt(DateTimeFormat::DateTime)
+            .ok()?;
+        *last = Some((secs, text.clone()));
+        Some(text)
+    })
+}
+
+/// Keys or an image to print: read from the page's JSON, or the decoded item.
+pub(crate) enum Image<'a> {
+    Raw(Attributes<'a>),
+    Item(&'a Item),
+}
+
+impl<'a> Image<'a> {
+    /// From `json` when the change holds it and it reads (it always does: the crate checked
+    /// it), else from the item, decoded only then.
+    fn new(json: Option<&'a str>, item: impl FnOnce() -> Option<&'a Item>) -> Option<Self> {
+        match json.and_then(Attributes::parse) {
+            Some(raw) => Some(Image::Raw(raw)),
+            None => item().map(Image::Item),
+        }
+    }
+}
+
+impl Serialize for Image<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Image::Raw(raw) => raw.serialize(serializer),
+            Image::Item(item) => Json(*item).serialize(serializer),
         }
     }
 }
@@ -108,6 +169,19 @@ pub(crate) fn number(text: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn creation_times_are_whole_seconds_in_rfc3339() {
+        assert_eq!(creation_time(0).as_deref(), Some("1970-01-01T00:00:00Z"));
+        assert_eq!(creation_time(0).as_deref(), Some("1970-01-01T00:00:00Z"));
+        let t = 1_795_000_000;
+        assert_eq!(creation_time(t).as_deref(), Some("2026-11-18T11:06:40Z"));
+        assert_eq!(creation_time(t).as_deref(), Some("2026-11-18T11:06:40Z"));
+        assert_eq!(
+            creation_time(t + 1).as_deref(),
+            Some("2026-11-18T11:06:41Z")
+        );
+    }
 
     #[test]
     fn numbers_are_exact_or_strings() {

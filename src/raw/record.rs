@@ -114,6 +114,13 @@ impl PageRecord {
         }
     }
 
+    /// An attribute map's JSON as the page holds it; `None` when the record has no such map.
+    pub(crate) fn json(&self, part: Part) -> Option<&str> {
+        let image = self.image(part)?;
+        // The page was checked as UTF-8 whole, and the span starts and ends at JSON tokens.
+        std::str::from_utf8(image.span.slice(self.text())).ok()
+    }
+
     /// The keys, decoded on first use and kept.
     pub(crate) fn keys(&self) -> &Item {
         self.item(Part::Keys).unwrap_or(&NO_KEYS)
