@@ -140,40 +140,7 @@ where
                 }
                 return Poll::Ready(Some(item));
             }
-            let mut progressed = false;
-            while this.failed.is_none()
-                && this.running.len() < *this.concurrency
-                && this.order.len() < 8 * *this.concurrency
-            {
-                let index = *this.next;
-                match this.input.as_mut().poll_next(cx) {
-                    Poll::Ready(Some(Ok(event))) => {
-                        progressed = true;
-                        *this.next += 1;
-                        this.order
-                            .push_back((Some(event.checkpoint().clone()), false));
-                        let key = event.item_key();
-                        if let Some(queue) = this.busy.get_mut(&key) {
-                            queue.push_back((index, event));
-                            continue;
-                        }
-                        this.busy.insert(key, VecDeque::new());
-                        let future = (this.handler)(event);
-                        this.running.push(Running {
-                            index,
-                            key: Some(key),
-                            future,
-                        });
-                    }
-                    Poll::Ready(Some(Err(e))) => {
-                        progressed = true;
-                        *this.next += 1;
-                        *this.failed = Some((index, e));
-                        this.order.push_back((None, false));
-                    }
-                    Poll::Ready(None) | Poll::Pending => break,
-                }
-            }
+            let mut progressed = take_input(&mut this, cx);
             match this.running.poll_next_unpin(cx) {
                 Poll::Ready(Some((index, key, result))) => {
                     progressed = true;
@@ -190,6 +157,50 @@ where
             }
         }
     }
+}
+
+/// Takes events from the input while there is room, starting each at once unless its item
+/// is busy (then it waits behind it). Whether anything was taken.
+fn take_input<S, F, Fut>(this: &mut Projection<'_, S, F, Fut>, cx: &mut Context<'_>) -> bool
+where
+    S: Stream<Item = Result<ChangeEvent>>,
+    F: FnMut(ChangeEvent) -> Fut,
+{
+    let mut progressed = false;
+    while this.failed.is_none()
+        && this.running.len() < *this.concurrency
+        && this.order.len() < 8 * *this.concurrency
+    {
+        let index = *this.next;
+        match this.input.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(event))) => {
+                progressed = true;
+                *this.next += 1;
+                this.order
+                    .push_back((Some(event.checkpoint().clone()), false));
+                let key = event.item_key();
+                if let Some(queue) = this.busy.get_mut(&key) {
+                    queue.push_back((index, event));
+                    continue;
+                }
+                this.busy.insert(key, VecDeque::new());
+                let future = (this.handler)(event);
+                this.running.push(Running {
+                    index,
+                    key: Some(key),
+                    future,
+                });
+            }
+            Poll::Ready(Some(Err(e))) => {
+                progressed = true;
+                *this.next += 1;
+                *this.failed = Some((index, e));
+                this.order.push_back((None, false));
+            }
+            Poll::Ready(None) | Poll::Pending => break,
+        }
+    }
+    progressed
 }
 
 /// A handler finished: mark its event done (or failed) and start the item's next event.

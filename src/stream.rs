@@ -214,14 +214,7 @@ impl Stream for ChangeStream {
                 return Poll::Ready(Some(Ok(event)));
             }
             if let Some(page) = this.page.take() {
-                this.metrics.delivered(&page.shard, page.delivered.records);
-                // The merge boxes its readers and futures: it is `Unpin`.
-                let merge = Pin::get_mut(this.merge.as_mut());
-                let dropped = page.dropped;
-                commit(merge, this.delivered, page);
-                if let Some(filtering) = this.filtering.as_mut().filter(|_| dropped) {
-                    filtering.publish(merge.checkpoint());
-                }
+                finish_page(&mut this, page);
             }
             refresh_metrics(&mut this, false);
             let update = match this.merge.as_mut().poll_next(cx) {
@@ -238,28 +231,47 @@ impl Stream for ChangeStream {
                     return Poll::Ready(None);
                 }
             };
-            match update {
-                Update::Page(page) if page.end == PageEnd::Idle => this.metrics.idle(&page.shard),
-                Update::Page(page) => {
-                    let merge = Pin::get_mut(this.merge.as_mut());
-                    let base = merge.snapshot();
-                    if let Some(gap) = &page.gap {
-                        this.metrics.gap();
-                        this.gaps.push(gap.clone());
-                    }
-                    #[cfg_attr(not(feature = "dynamodb-store"), allow(unused_mut))]
-                    let mut current = open_page(base, page);
-                    #[cfg(feature = "dynamodb-store")]
-                    {
-                        current.lease = merge.grant(&current.shard);
-                    }
-                    *this.page = Some(current);
-                }
-                Update::Gap(gap) => {
-                    this.metrics.gap();
-                    this.gaps.push(gap);
-                }
+            take_update(&mut this, update);
+        }
+    }
+}
+
+/// The page's events are all handed out: its positions go to the merge, and what a filter
+/// dropped at its end is published for the `Committer`.
+fn finish_page(this: &mut StreamProj<'_>, page: CurrentPage) {
+    this.metrics.delivered(&page.shard, page.delivered.records);
+    // The merge boxes its readers and futures: it is `Unpin`.
+    let merge = Pin::get_mut(this.merge.as_mut());
+    let dropped = page.dropped;
+    commit(merge, this.delivered, page);
+    if let Some(filtering) = this.filtering.as_mut().filter(|_| dropped) {
+        filtering.publish(merge.checkpoint());
+    }
+}
+
+/// What the merge handed over: a page to hand out (with its base positions and lease), an
+/// idle reader's news, or a gap.
+fn take_update(this: &mut StreamProj<'_>, update: Update) {
+    match update {
+        Update::Page(page) if page.end == PageEnd::Idle => this.metrics.idle(&page.shard),
+        Update::Page(page) => {
+            let merge = Pin::get_mut(this.merge.as_mut());
+            let base = merge.snapshot();
+            if let Some(gap) = &page.gap {
+                this.metrics.gap();
+                this.gaps.push(gap.clone());
             }
+            #[cfg_attr(not(feature = "dynamodb-store"), allow(unused_mut))]
+            let mut current = open_page(base, page);
+            #[cfg(feature = "dynamodb-store")]
+            {
+                current.lease = merge.grant(&current.shard);
+            }
+            *this.page = Some(current);
+        }
+        Update::Gap(gap) => {
+            this.metrics.gap();
+            this.gaps.push(gap);
         }
     }
 }
