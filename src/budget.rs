@@ -12,15 +12,7 @@ use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// What one `GetRecords` call reserves before it is made: the service's page cap (1 MB of
-/// records) with room for the JSON around them.
-pub(crate) const CALL_RESERVE: usize = 1 << 20;
-
-/// The budget's default: sized for a small machine.
-pub(crate) const DEFAULT_BUDGET: usize = 256 << 20;
-
-/// The largest budget the semaphore can count.
-pub(crate) const MAX_BUDGET: usize = Semaphore::MAX_PERMITS;
+pub(crate) use crate::config::{CALL_RESERVE, MAX_BUDGET};
 
 /// A stream's budget, shared by its readers.
 #[derive(Debug)]
@@ -110,5 +102,6 @@ mod tests {
     #[test]
     fn a_budget_holds_at_least_one_call() {
         assert_eq!(Budget::new(0).limit(), CALL_RESERVE);
+        assert_eq!(MAX_BUDGET, Semaphore::MAX_PERMITS);
     }
 }

@@ -98,6 +98,16 @@ pub(crate) const LONGEST_WAIT: Duration = Duration::from_secs(3600);
 /// catch-up mode (empty pages happen mid-shard too, so one is not enough).
 const CATCH_UP_EMPTY_PAGES: u32 = 3;
 
+/// What one `GetRecords` call reserves of the memory budget before it is made: the service's
+/// page cap (1 MB of records) with room for the JSON around them.
+pub(crate) const CALL_RESERVE: usize = 1 << 20;
+
+/// The memory budget's default: sized for a small machine.
+pub(crate) const DEFAULT_BUDGET: usize = 256 << 20;
+
+/// The largest memory budget (what tokio's semaphore can count).
+pub(crate) const MAX_BUDGET: usize = usize::MAX >> 3;
+
 /// How a consumer reads: every setting of the builder but the client, the stream and where it
 /// starts.
 #[derive(Clone, Debug)]
@@ -129,7 +139,7 @@ impl Default for Options {
             trim_policy: TrimPolicy::default(),
             readers: Readers::default(),
             decoding: Decoding::default(),
-            memory_budget: crate::budget::DEFAULT_BUDGET,
+            memory_budget: DEFAULT_BUDGET,
         }
     }
 }
@@ -144,7 +154,7 @@ impl Options {
         if self.read_ahead == 0 {
             return config("read-ahead must be at least one page".into());
         }
-        let budget = crate::budget::CALL_RESERVE..=crate::budget::MAX_BUDGET;
+        let budget = CALL_RESERVE..=MAX_BUDGET;
         if !budget.contains(&self.memory_budget) {
             return config(format!(
                 "memory budget of {} bytes is outside {} bytes (one page) ..= {} bytes",
