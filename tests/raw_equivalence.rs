@@ -10,55 +10,15 @@ mod support;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use aws_sdk_dynamodbstreams::primitives::Blob;
 use dynamodb_stream::sim::{AttributeValue as A, Item, Simulator, StreamViewType};
 use dynamodb_stream::status::PageCounts;
 use dynamodb_stream::{ChangeEvent, ChangeStream, Decoding, Readers, StartPosition};
 use futures::StreamExt;
-use proptest::collection::{btree_map, btree_set, vec};
+use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use support::attrs::{text, value};
 use support::sim::paused_runtime;
-
-fn number() -> impl Strategy<Value = String> {
-    prop_oneof![
-        "-?[1-9][0-9]{0,38}",
-        "-?[0-9]{1,5}\\.[0-9]{1,30}",
-        "[1-9]\\.[0-9]{1,10}E-?[1-9][0-9]{0,2}",
-        Just("99999999999999999999999999999999999999".to_owned()),
-    ]
-}
-
-/// Text with escapes: quotes, backslashes, controls, line separators, astral characters.
-fn text() -> impl Strategy<Value = String> {
-    prop_oneof![
-        ".{0,10}",
-        "[a\"\\\\\u{0}-\u{1f}\u{7f}\u{2028}\u{e9}\u{1F600}]{0,6}"
-    ]
-}
-
-fn bytes(min: usize) -> impl Strategy<Value = Vec<u8>> {
-    vec(any::<u8>(), min..8)
-}
-
-fn value() -> impl Strategy<Value = A> {
-    let leaf = prop_oneof![
-        text().prop_map(A::S),
-        number().prop_map(A::N),
-        bytes(0).prop_map(|b| A::B(Blob::new(b))),
-        any::<bool>().prop_map(A::Bool),
-        Just(A::Null(true)),
-        btree_set(text(), 1..4).prop_map(|s| A::Ss(s.into_iter().collect())),
-        btree_set(number(), 1..4).prop_map(|s| A::Ns(s.into_iter().collect())),
-        btree_set(bytes(1), 1..4).prop_map(|s| A::Bs(s.into_iter().map(Blob::new).collect())),
-    ];
-    leaf.prop_recursive(4, 40, 4, |inner| {
-        prop_oneof![
-            vec(inner.clone(), 0..4).prop_map(A::L),
-            btree_map(text(), inner, 0..4).prop_map(|m| A::M(m.into_iter().collect())),
-        ]
-    })
-}
 
 #[derive(Clone, Debug)]
 enum Write {

@@ -1,6 +1,8 @@
 //! Shared helpers for the behaviour tests. Each test binary uses a part of them.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
+#[cfg(feature = "test-util")]
+pub mod attrs;
 pub mod example;
 #[cfg(all(feature = "test-util", feature = "dynamodb-store"))]
 pub mod leases;
