@@ -6,7 +6,7 @@
 mod support;
 
 use std::collections::HashMap;
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue as D;
@@ -14,7 +14,7 @@ use dynamodb_stream::{ChangeStream, Checkpoint, StartPosition};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use support::moto::Moto;
-use support::tail::tail_binary;
+use support::tail::tail_command;
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
@@ -23,18 +23,7 @@ const RUN_LIMIT: Duration = Duration::from_secs(30);
 
 /// `tail` with `args`, reading `moto` if given, with a clean AWS environment.
 fn tail(args: &[&str], moto: Option<&Moto>) -> Command {
-    let mut command = Command::new(tail_binary());
-    command
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .env_remove("RUST_LOG")
-        .env_remove("AWS_PROFILE")
-        // No profile of the machine's may point elsewhere.
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
+    let mut command = tail_command(args);
     if let Some(moto) = moto {
         command
             .envs(moto.env())

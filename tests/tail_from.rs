@@ -5,31 +5,19 @@
 
 mod support;
 
-use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::AttributeValue as D;
 use aws_sdk_dynamodbstreams::primitives::{DateTime, DateTimeFormat};
 use serde_json::Value;
 use support::moto::Moto;
-use support::tail::tail_binary;
+use support::tail::tail_command;
 use tokio::process::Command;
 
 const RUN_LIMIT: Duration = Duration::from_secs(30);
 
 fn tail(args: &[&str]) -> Command {
-    let mut command = Command::new(tail_binary());
-    command
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .env_remove("RUST_LOG")
-        .env_remove("AWS_PROFILE")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
-    command
+    tail_command(args)
 }
 
 async fn run(mut command: Command) -> (std::process::ExitStatus, Vec<Value>, String) {
