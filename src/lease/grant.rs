@@ -130,12 +130,14 @@ pub(crate) enum ToStream {
     /// Stop reading the shard (its grant is already stopped); with `report`, answer with the
     /// position delivered ([`FromStream::Delivered`]): it is being handed over.
     Revoke { shard: Arc<str>, report: bool },
-    /// Drop the shard's position from the checkpoints: it is saved as finished, handed over,
-    /// or lost.
+    /// Drop the shard's position from the checkpoints and stop reading it (if it still is):
+    /// it is saved as finished, handed over, or lost.
     Forget(Arc<str>),
 }
 
-/// What the stream tells the coordinator.
+/// What the stream tells the coordinator about a shard it read under lease `epoch`. A report
+/// can arrive after the coordinator lost the shard and took it again under a later epoch:
+/// it then speaks of the earlier lease and is ignored.
 #[derive(Debug)]
 pub(crate) enum FromStream {
     /// The shard's last page was delivered. When no event carried its end (the last page
@@ -143,11 +145,13 @@ pub(crate) enum FromStream {
     /// saved, the shard is processed to its end, and the coordinator saves it as finished.
     ReadToEnd {
         shard: Arc<str>,
+        epoch: u64,
         finish_once_saved: Option<Option<ShardPosition>>,
     },
     /// Reply to a revocation with `report`: the last position delivered (`None`: nothing).
     Delivered {
         shard: Arc<str>,
+        epoch: u64,
         position: Option<ShardPosition>,
     },
 }

@@ -37,6 +37,8 @@ struct Inner {
 struct State {
     partitions: HashMap<String, Partition>,
     faults: HashMap<String, VecDeque<LeaseFault>>,
+    /// Faults for one kind of write only, by worker and operation name.
+    op_faults: HashMap<(String, String), VecDeque<LeaseFault>>,
     cut: HashSet<String>,
     calls: LeaseCalls,
     history: Vec<LeaseWrite>,
@@ -124,6 +126,16 @@ impl MemoryLeaseTable {
         queue.extend(std::iter::repeat_n(fault, times as usize));
     }
 
+    /// Makes the next `times` writes named `op` (`Evict`, `Take`, `Checkpoint`, ...: the
+    /// names [`LeaseCalls::writes`] counts) of `worker_id` fail with `fault`; its other calls
+    /// go through.
+    pub fn inject_on(&self, worker_id: &str, op: &str, fault: LeaseFault, times: u32) {
+        let mut state = self.lock();
+        let key = (worker_id.to_owned(), op.to_owned());
+        let queue = state.op_faults.entry(key).or_default();
+        queue.extend(std::iter::repeat_n(fault, times as usize));
+    }
+
     /// Cuts `worker_id` off (`true`: its calls wait, as behind a network partition or in a
     /// paused process) or lets it through again (`false`).
     pub fn partition(&self, worker_id: &str, cut: bool) {
@@ -160,6 +172,12 @@ impl MemoryLeaseTable {
             .state
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn op_fault(&self, worker: &str, op: &str) -> Option<LeaseFault> {
+        let mut state = self.lock();
+        let key = (worker.to_owned(), op.to_owned());
+        state.op_faults.get_mut(&key).and_then(VecDeque::pop_front)
     }
 
     /// Waits while `worker` is cut off, then takes its next fault, if any.
@@ -241,7 +259,10 @@ impl LeaseBackend for WorkerBackend {
 
     fn write<'a>(&'a self, pk: &'a str, op: Op) -> Call<'a, Outcome> {
         async move {
-            let fault = self.table.admit(&self.worker).await;
+            let fault = match self.table.admit(&self.worker).await {
+                Some(fault) => Some(fault),
+                None => self.table.op_fault(&self.worker, op.name()),
+            };
             if matches!(fault, Some(LeaseFault::Throttled | LeaseFault::Unavailable)) {
                 return Err(failure(fault.unwrap_or(LeaseFault::Unavailable)));
             }

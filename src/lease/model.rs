@@ -238,6 +238,11 @@ impl Op {
             (Op::Leave(me), Some(Item::Worker(w))) => {
                 w.owner == *me && w.state == WorkerState::Left
             }
+            // Evicted by this call (its reply lost) or by a peer's: either way its shards are
+            // free now, and the evicter must read them again at once.
+            (Op::Evict { owner, .. }, Some(Item::Worker(w))) => {
+                w.owner == *owner && w.state == WorkerState::Evicted
+            }
             (Op::Take { epoch, me, .. }, Some(Item::Shard(s))) => {
                 s.epoch == epoch + 1 && s.owner.as_ref() == Some(me)
             }
@@ -349,5 +354,37 @@ mod tests {
         assert!(!take.applied_in(Some(&shard(Some(other), 4))));
         assert!(!take.applied_in(Some(&shard(None, 3))));
         assert!(!take.applied_in(None));
+    }
+
+    #[test]
+    fn an_eviction_is_recognised_whoever_made_it() {
+        let silent = Owner {
+            worker: "a".into(),
+            inc: 1,
+        };
+        let evict = Op::Evict {
+            owner: silent.clone(),
+            beat: 7,
+        };
+        let worker = |owner: &Owner, state| {
+            Item::Worker(WorkerItem {
+                owner: owner.clone(),
+                beat: 7,
+                state,
+            })
+        };
+        assert!(evict.applied_in(Some(&worker(&silent, WorkerState::Evicted))));
+        assert!(
+            !evict.applied_in(Some(&worker(&silent, WorkerState::Live))),
+            "its heartbeat came first"
+        );
+        let rejoined = Owner {
+            worker: "a".into(),
+            inc: 2,
+        };
+        assert!(
+            !evict.applied_in(Some(&worker(&rejoined, WorkerState::Evicted))),
+            "another incarnation"
+        );
     }
 }

@@ -87,15 +87,23 @@ impl Leased {
                 ToStream::Revoke { shard, report } => {
                     merge.pool.stop(&shard);
                     self.states.remove(&shard);
-                    self.grants.remove(&shard);
-                    if report {
+                    let grant = self.grants.remove(&shard);
+                    if let Some(grant) = grant.filter(|_| report) {
                         let position = merge.positions.get(&shard).cloned();
-                        lessee.report(FromStream::Delivered { shard, position });
+                        lessee.report(FromStream::Delivered {
+                            shard,
+                            epoch: grant.token.epoch(),
+                            position,
+                        });
                     }
                 }
                 ToStream::Forget(shard) => {
+                    // Nothing more of it reaches the positions: a later page would add a
+                    // position that no lease fences.
+                    merge.pool.stop(&shard);
                     merge.positions.remove(&shard);
                     self.states.remove(&shard);
+                    self.grants.remove(&shard);
                 }
             }
         }
@@ -115,12 +123,14 @@ impl Leased {
     pub(super) fn on_finished(&mut self, shard: Arc<str>) {
         self.states.insert(shard.clone(), ShardState::Finished);
         let silent = self.silent_ends.remove(&shard);
-        if let Some(lessee) = &self.lessee {
-            lessee.report(FromStream::ReadToEnd {
-                shard,
-                finish_once_saved: silent,
-            });
-        }
+        let (Some(lessee), Some(grant)) = (&self.lessee, self.grants.get(&shard)) else {
+            return;
+        };
+        lessee.report(FromStream::ReadToEnd {
+            shard,
+            epoch: grant.token.epoch(),
+            finish_once_saved: silent,
+        });
     }
 }
 

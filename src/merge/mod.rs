@@ -123,6 +123,11 @@ impl Merge {
             Source::Alone(alone) => alone.lineage.parent(&shard).cloned(),
             #[cfg(feature = "dynamodb-store")]
             Source::Leased(leased) => {
+                if leased.grant(&shard).is_none() {
+                    // Not this process's shard (any more): no lease would fence the position.
+                    tracing::debug!(shard = %shard, "a page of a shard no longer held: not recorded");
+                    return;
+                }
                 if silent_end {
                     leased.ended_silently(shard.clone(), self.positions.get(&shard).cloned());
                 }

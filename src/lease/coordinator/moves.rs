@@ -288,9 +288,10 @@ impl Coordinator {
         match report {
             FromStream::ReadToEnd {
                 shard,
+                epoch,
                 finish_once_saved,
             } => {
-                if !self.held.contains_key(&shard) {
+                if !self.holds(&shard, epoch) {
                     return;
                 }
                 self.table.lock().awaiting_save.insert(shard.clone());
@@ -298,12 +299,27 @@ impl Coordinator {
                     self.silent_ends.insert(shard, before);
                 }
             }
-            FromStream::Delivered { shard, position } => {
+            FromStream::Delivered {
+                shard,
+                epoch,
+                position,
+            } => {
+                if !self.holds(&shard, epoch) {
+                    return;
+                }
                 if let Some(handoff) = self.handoffs.get_mut(&shard) {
                     handoff.delivered = Some(position);
                 }
             }
         }
+    }
+
+    /// Whether this incarnation holds `shard` under lease `epoch` (a report of an earlier
+    /// lease of the shard, lost and taken again since, speaks of another reader).
+    fn holds(&self, shard: &Arc<str>, epoch: u64) -> bool {
+        self.held
+            .get(shard)
+            .is_some_and(|grant| grant.token.epoch == epoch)
     }
 
     /// This incarnation lost every shard (it was evicted): stop them all.
@@ -330,6 +346,7 @@ impl Coordinator {
     /// The shard is no longer this worker's: its position leaves the stream's checkpoints.
     fn forget(&mut self, shard: &Arc<str>) {
         self.held.remove(shard);
+        self.silent_ends.remove(shard);
         let mut state = self.table.lock();
         state.held.remove(shard);
         state.saved.remove(shard);
