@@ -2,10 +2,11 @@
 
 use std::future::Future as _;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use futures::{Stream, StreamExt as _};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use super::{Page, PageEnd, ShardReader};
 use crate::error::{Error, ErrorKind, Result};
@@ -17,20 +18,26 @@ use crate::error::{Error, ErrorKind, Result};
 /// (request signing and, above all, parsing the JSON) runs on a worker thread, in parallel
 /// with the consumer and with other shards. Dropping the returned stream stops the task.
 pub(crate) fn on_task(mut reader: ShardReader, runtime: &tokio::runtime::Handle) -> ShardReader {
-    let (want, mut wanted) = mpsc::channel::<()>(1);
-    let (send, pages) = mpsc::channel::<Result<Page>>(1);
+    // Small on purpose: with thousands of shards this is state held per shard. A request is
+    // a `Notify` permit (at most one is stored), and a page travels boxed, so the channel's
+    // block of slots holds pointers rather than pages (4.7 kB per shard with two channels of
+    // unboxed pages, against well under 1 kB this way).
+    let want = Arc::new(Notify::new());
+    let wanted = want.clone();
+    let (send, pages) = mpsc::channel::<Box<Result<Page>>>(1);
     let task = runtime.spawn(async move {
-        while wanted.recv().await.is_some() {
+        loop {
+            wanted.notified().await;
             loop {
                 let Some(item) = reader.next().await else {
                     return;
                 };
                 if is_idle(&item) {
                     // Never waits for the consumer: a marker already waiting says the same.
-                    let _ = send.try_send(item);
+                    let _ = send.try_send(Box::new(item));
                     continue;
                 }
-                if send.send(item).await.is_err() {
+                if send.send(Box::new(item)).await.is_err() {
                     return;
                 }
                 break;
@@ -50,12 +57,12 @@ fn is_idle(item: &Result<Page>) -> bool {
     matches!(item, Ok(page) if page.end == PageEnd::Idle)
 }
 
-/// The consumer's end of a reader running on its own task.
+/// The consumer's end of a reader running on its own task (which stops when this is dropped).
 struct OnTask {
-    want: mpsc::Sender<()>,
+    want: Arc<Notify>,
     /// A page was asked for and has not arrived yet.
     asked: bool,
-    pages: mpsc::Receiver<Result<Page>>,
+    pages: mpsc::Receiver<Box<Result<Page>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -64,12 +71,12 @@ impl Stream for OnTask {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Page>>> {
         if !self.asked {
-            // At most one request is ever outstanding, so the channel has room; if the task
-            // has ended, the page channel below says so.
-            let _ = self.want.try_send(());
+            // At most one request is ever outstanding; if the task has ended, the page
+            // channel below says so.
+            self.want.notify_one();
             self.asked = true;
         }
-        if let Some(item) = ready!(self.pages.poll_recv(cx)) {
+        if let Some(item) = ready!(self.pages.poll_recv(cx)).map(|boxed| *boxed) {
             // An idle page answers no request: the page asked for is still to come.
             self.asked = is_idle(&item);
             return Poll::Ready(Some(item));
