@@ -147,6 +147,44 @@ async fn a_lost_reply_to_an_eviction_does_not_delay_the_takeover() {
     cluster.stop_all().await;
 }
 
+/// A stream dropped without closing its lease table, while the process keeps a handle of the
+/// table (for `status`, say), gives its shards up: after a lease duration its heartbeat stops,
+/// and the others take the shards over as after a crash, from the saved positions.
+#[tokio::test(start_paused = true)]
+async fn a_dropped_stream_gives_its_shards_up_while_a_table_handle_lives() {
+    use futures::StreamExt;
+    let (sim, mut written) = stream_with(4, 100);
+    let mut cluster = Cluster::new(sim.clone());
+    cluster.join("b");
+    let a = cluster.table.lease_table("a").lease_duration(cluster.lease);
+    let stream = support::sim::builder(&sim)
+        .lease(a.clone())
+        .build()
+        .unwrap();
+    let reader = tokio::spawn(stream.for_each(|_| async {}));
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(a.status().unwrap().held.len(), 2, "a holds its share");
+    reader.abort();
+    let _ = reader.await;
+    let dropped_at = tokio::time::Instant::now();
+    for v in 100..200 {
+        let pk = format!("k{}", v % 20);
+        sim.put_item(item(&pk, v));
+        written.insert((pk, v));
+    }
+    assert!(
+        cluster.wait_for(&written, Duration::from_secs(120)).await,
+        "a's shards were never read again"
+    );
+    let moved = dropped_at.elapsed();
+    assert_eq!(cluster.held("b").len(), 4);
+    assert!(a.status().unwrap().held.is_empty(), "a still holds shards");
+    assert!(moved <= Duration::from_secs(30), "took {moved:?}");
+    let closed = a.close().await;
+    assert!(closed.is_err(), "nothing was released: {closed:?}");
+    cluster.stop_all().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_worker_that_stops_hands_its_shards_over_at_once_without_duplicates() {
     let (sim, mut written) = stream_with(4, 100);

@@ -67,6 +67,8 @@ pub(super) struct Coordinator {
     timing: Timing,
     to_stream: mpsc::UnboundedSender<ToStream>,
     from_stream: Option<mpsc::UnboundedReceiver<FromStream>>,
+    /// When the stream was dropped, if it was (and the table is not closing yet).
+    stream_gone: Option<Instant>,
     control: Control,
     meta: Option<Meta>,
     /// This incarnation created the group's `#meta`: its first listing sets the start.
@@ -172,6 +174,7 @@ impl Coordinator {
             timing: Timing::of(settings.lease, settings.handoff_timeout),
             to_stream,
             from_stream: Some(from_stream),
+            stream_gone: None,
             control: Control::default(),
             meta: None,
             creator: false,
@@ -211,6 +214,9 @@ impl Coordinator {
             if closing {
                 return self.close().await;
             }
+            if self.stream_gone_for_good() {
+                return self.give_up();
+            }
             if let Err(e) = self.step().await {
                 return self.fail(e);
             }
@@ -225,12 +231,39 @@ impl Coordinator {
                 () = wake => {}
                 report = reports => match report {
                     Some(report) => self.on_report(report).await,
-                    // The stream is gone; the table still holds its shards until closed.
-                    None => self.from_stream = None,
+                    // The stream is gone: a `Committer` closing it saves and closes the
+                    // table next; anything else gives the shards up (see `give_up`).
+                    None => {
+                        self.from_stream = None;
+                        self.stream_gone = Some(Instant::now());
+                    }
                 },
                 () = tokio::time::sleep_until(deadline) => {}
             }
         }
+    }
+
+    /// The stream was dropped a lease duration ago and the table was not closed since: no
+    /// one delivers this process's shards any more (a handle kept for `status` must not keep
+    /// them from the others).
+    fn stream_gone_for_good(&self) -> bool {
+        self.stream_gone
+            .is_some_and(|at| Instant::now() >= at + self.timing.evict_after)
+    }
+
+    /// Stops heartbeating without releasing anything, as after a crash: the shards move once
+    /// the lease runs out, from their saved positions.
+    fn give_up(&mut self) {
+        tracing::warn!(worker = %self.me, "the stream was dropped without closing the lease table: its shards move once the lease runs out");
+        for grant in self.held.values() {
+            grant.stop();
+        }
+        self.table.fence.close();
+        let mut state = self.table.lock();
+        state.closed = Some(Err(ErrorKind::Store));
+        state.held.clear();
+        drop(state);
+        self.table.released.notify_waiters();
     }
 
     /// The coordinator failed for good: the stream ends with the error.
@@ -257,6 +290,9 @@ impl Coordinator {
         }
         for handoff in self.handoffs.values() {
             next = next.min(handoff.started + self.timing.handoff_timeout);
+        }
+        if let Some(gone) = self.stream_gone {
+            next = next.min(gone + self.timing.evict_after);
         }
         next
     }

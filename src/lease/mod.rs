@@ -78,6 +78,11 @@ struct Settings {
 /// events.close().await?; // saves, then hands every shard over to the other processes
 /// # Ok(()) }
 /// ```
+///
+/// A stream dropped without [`close`](Self::close) gives its shards up a lease duration later
+/// even if handles of the table live on: its heartbeat stops, and peers take the shards over
+/// from their saved positions, as after a crash (a later `close` then returns
+/// [`ErrorKind::Store`]: nothing was released).
 #[derive(Clone)]
 pub struct LeaseTable {
     handle: Arc<Handle>,
