@@ -20,8 +20,8 @@ use crate::error::{Error, ErrorKind, Result};
 pub(crate) fn on_task(mut reader: ShardReader, runtime: &tokio::runtime::Handle) -> ShardReader {
     // Small on purpose: with thousands of shards this is state held per shard. A request is
     // a `Notify` permit (at most one is stored), and a page travels boxed, so the channel's
-    // block of slots holds pointers rather than pages (4.7 kB per shard with two channels of
-    // unboxed pages, against well under 1 kB this way).
+    // block of 32 slots holds pointers rather than pages. Measured with 20,000 of them:
+    // 5.3 kB per shard with two channels of unboxed pages and the task, 1.5 kB this way.
     let want = Arc::new(Notify::new());
     let wanted = want.clone();
     let (send, pages) = mpsc::channel::<Box<Result<Page>>>(1);
