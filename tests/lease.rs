@@ -17,11 +17,41 @@ fn stream_with(shards: usize, records: u64) -> (Simulator, HashSet<(String, u64)
     let sim = Simulator::builder().initial_shards(shards).seed(7).build();
     let mut written = HashSet::new();
     for v in 0..records {
-        let pk = format!("k{}", v % 20);
-        sim.put_item(item(&pk, v));
-        written.insert((pk, v));
+        write(&sim, &mut written, v);
     }
     (sim, written)
+}
+
+/// Writes record `v` of key `k{v % 20}` and notes it in `written`.
+fn write(sim: &Simulator, written: &mut HashSet<(String, u64)>, v: u64) {
+    let pk = format!("k{}", v % 20);
+    sim.put_item(item(&pk, v));
+    written.insert((pk, v));
+}
+
+/// Four shards, 100 records read, workers `a` and `b` holding two shards each.
+async fn a_and_b_balanced() -> (Simulator, HashSet<(String, u64)>, Cluster) {
+    let (sim, written) = stream_with(4, 100);
+    let mut cluster = Cluster::new(sim.clone());
+    cluster.join("a");
+    cluster.join("b");
+    assert!(cluster.wait_for(&written, Duration::from_secs(600)).await);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    (sim, written, cluster)
+}
+
+/// Waits until worker `a` holds all four shards (failing the test `limit` after `since`), and
+/// returns the time since `since`.
+async fn until_a_holds_all(
+    cluster: &Cluster,
+    since: tokio::time::Instant,
+    limit: Duration,
+) -> Duration {
+    while cluster.held("a").len() < 4 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(since.elapsed() < limit, "a never took b's shards");
+    }
+    since.elapsed()
 }
 
 fn per_worker(cluster: &Cluster) -> HashMap<String, HashSet<String>> {
@@ -46,9 +76,7 @@ async fn two_workers_share_the_shards_and_deliver_everything_once() {
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert_eq!((cluster.held("a").len(), cluster.held("b").len()), (2, 2));
     for v in 200..400 {
-        let pk = format!("k{}", v % 20);
-        sim.put_item(item(&pk, v));
-        written.insert((pk, v));
+        write(&sim, &mut written, v);
     }
     assert!(
         cluster.wait_for(&written, Duration::from_secs(600)).await,
@@ -73,33 +101,20 @@ async fn two_workers_share_the_shards_and_deliver_everything_once() {
 
 #[tokio::test(start_paused = true)]
 async fn a_killed_workers_shards_are_taken_over_from_their_saved_positions() {
-    let (sim, mut written) = stream_with(4, 100);
-    let mut cluster = Cluster::new(sim.clone());
-    cluster.join("a");
-    cluster.join("b");
-    assert!(cluster.wait_for(&written, Duration::from_secs(600)).await);
-    tokio::time::sleep(Duration::from_secs(60)).await;
+    let (sim, mut written, mut cluster) = a_and_b_balanced().await;
     let held_by_b = cluster.held("b");
     assert_eq!(held_by_b.len(), 2);
     cluster.kill("b").await;
     let killed_at = tokio::time::Instant::now();
     for v in 100..300 {
-        let pk = format!("k{}", v % 20);
-        sim.put_item(item(&pk, v));
-        written.insert((pk, v));
+        write(&sim, &mut written, v);
     }
     assert!(
         cluster.wait_for(&written, Duration::from_secs(600)).await,
         "records lost after a kill"
     );
     // Every record after the kill was delivered; b's shards moved to a within the lease.
-    let mut waited = Duration::ZERO;
-    while cluster.held("a").len() < 4 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        waited += Duration::from_millis(100);
-        assert!(waited < Duration::from_secs(60), "a never took b's shards");
-    }
-    let failover = killed_at.elapsed();
+    let failover = until_a_holds_all(&cluster, killed_at, Duration::from_secs(60)).await;
     assert!(
         failover <= Duration::from_secs(15),
         "took {failover:?} (aim: 15 s)"
@@ -118,12 +133,7 @@ async fn a_killed_workers_shards_are_taken_over_from_their_saved_positions() {
 #[tokio::test(start_paused = true)]
 async fn a_lost_reply_to_an_eviction_does_not_delay_the_takeover() {
     use dynamodb_stream::sim::LeaseFault;
-    let (sim, written) = stream_with(4, 100);
-    let mut cluster = Cluster::new(sim.clone());
-    cluster.join("a");
-    cluster.join("b");
-    assert!(cluster.wait_for(&written, Duration::from_secs(600)).await);
-    tokio::time::sleep(Duration::from_secs(60)).await;
+    let (sim, _, mut cluster) = a_and_b_balanced().await;
     assert_eq!(cluster.held("a").len(), 2);
     // The eviction's reply is lost, and its retry's too (refused then: already applied).
     cluster
@@ -131,14 +141,7 @@ async fn a_lost_reply_to_an_eviction_does_not_delay_the_takeover() {
         .inject_on("a", "Evict", LeaseFault::LostReply, 2);
     cluster.kill("b").await;
     let killed_at = tokio::time::Instant::now();
-    while cluster.held("a").len() < 4 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert!(
-            killed_at.elapsed() < Duration::from_secs(60),
-            "a never took b's shards"
-        );
-    }
-    let failover = killed_at.elapsed();
+    let failover = until_a_holds_all(&cluster, killed_at, Duration::from_secs(60)).await;
     assert!(
         failover <= Duration::from_secs(15),
         "took {failover:?} (aim: 15 s)"
@@ -168,9 +171,7 @@ async fn a_dropped_stream_gives_its_shards_up_while_a_table_handle_lives() {
     let _ = reader.await;
     let dropped_at = tokio::time::Instant::now();
     for v in 100..200 {
-        let pk = format!("k{}", v % 20);
-        sim.put_item(item(&pk, v));
-        written.insert((pk, v));
+        write(&sim, &mut written, v);
     }
     assert!(
         cluster.wait_for(&written, Duration::from_secs(120)).await,
@@ -187,29 +188,16 @@ async fn a_dropped_stream_gives_its_shards_up_while_a_table_handle_lives() {
 
 #[tokio::test(start_paused = true)]
 async fn a_worker_that_stops_hands_its_shards_over_at_once_without_duplicates() {
-    let (sim, mut written) = stream_with(4, 100);
-    let mut cluster = Cluster::new(sim.clone());
-    cluster.join("a");
-    cluster.join("b");
-    assert!(cluster.wait_for(&written, Duration::from_secs(600)).await);
-    tokio::time::sleep(Duration::from_secs(60)).await;
+    let (sim, mut written, mut cluster) = a_and_b_balanced().await;
     cluster.stop("b").await;
     let stopped_at = tokio::time::Instant::now();
-    let mut waited = Duration::ZERO;
-    while cluster.held("a").len() < 4 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        waited += Duration::from_millis(100);
-        assert!(waited < Duration::from_secs(30), "a never took b's shards");
-    }
-    let takeover = stopped_at.elapsed();
+    let takeover = until_a_holds_all(&cluster, stopped_at, Duration::from_secs(30)).await;
     assert!(
         takeover <= Duration::from_secs(5),
         "took {takeover:?} after a graceful stop"
     );
     for v in 100..300 {
-        let pk = format!("k{}", v % 20);
-        sim.put_item(item(&pk, v));
-        written.insert((pk, v));
+        write(&sim, &mut written, v);
     }
     assert!(cluster.wait_for(&written, Duration::from_secs(600)).await);
     let deliveries = cluster.deliveries();
@@ -235,9 +223,7 @@ async fn a_paused_worker_stops_delivering_before_its_shards_move_and_then_rejoin
     cluster.pause("b", Duration::from_secs(60));
     tokio::time::sleep(Duration::from_millis(10)).await;
     for v in 40..140 {
-        let pk = format!("k{}", v % 20);
-        sim.put_item(item(&pk, v));
-        written.insert((pk, v));
+        write(&sim, &mut written, v);
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert!(cluster.wait_for(&written, Duration::from_secs(600)).await);
@@ -263,10 +249,7 @@ async fn children_start_only_after_their_parent_was_saved_done_whoever_read_it()
             sim.split(&shard.shard_id, 2);
         }
         for v in 0..40 {
-            let v = 1000 * (round + 1) + v;
-            let pk = format!("k{}", v % 20);
-            sim.put_item(item(&pk, v));
-            written.insert((pk, v));
+            write(&sim, &mut written, 1000 * (round + 1) + v);
         }
         tokio::time::sleep(Duration::from_secs(20)).await;
     }
@@ -384,9 +367,7 @@ async fn run_schedule(steps: Vec<Step>) -> (Cluster, HashSet<(String, u64)>) {
             }
             Step::Write(n) => {
                 for _ in 0..n {
-                    let pk = format!("k{}", v % 20);
-                    sim.put_item(item(&pk, v));
-                    written.insert((pk, v));
+                    write(&sim, &mut written, v);
                     v += 1;
                 }
             }
@@ -531,9 +512,7 @@ async fn hand_overs_under_load_repeat_nothing() {
         if v == 300 {
             cluster.join("c");
         }
-        let pk = format!("k{}", v % 20);
-        sim.put_item(item(&pk, v));
-        written.insert((pk, v));
+        write(&sim, &mut written, v);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(cluster.wait_for(&written, Duration::from_secs(600)).await);
