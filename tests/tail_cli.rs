@@ -14,7 +14,7 @@ use dynamodb_stream::{ChangeStream, Checkpoint, StartPosition};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use support::moto::Moto;
-use support::tail::tail_command;
+use support::tail::{by_shard, tail_command};
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
@@ -391,28 +391,6 @@ async fn bad_command_lines_get_the_usage_and_exit_two() {
     }
 }
 
-/// The demo's records, by shard and sequence number, without what depends on timing: creation
-/// times, and checkpoints (which hold sibling shards' positions as of the moment).
-fn records(lines: &[Value]) -> Vec<Value> {
-    let mut records: Vec<Value> = lines
-        .iter()
-        .map(|l| {
-            let mut l = l.clone();
-            l["approximate_creation_time"] = Value::Null;
-            l["checkpoint"] = Value::Null;
-            l
-        })
-        .collect();
-    records.sort_by_key(|l| (l["shard_id"].to_string(), sequence_number(l)));
-    records
-}
-
-/// A sequence number, comparable: by length, then digits.
-fn sequence_number(line: &Value) -> (usize, String) {
-    let digits = line["sequence_number"].as_str().expect("a sequence number");
-    (digits.len(), digits.to_owned())
-}
-
 #[tokio::test]
 async fn the_demo_is_deterministic_lineage_ordered_and_resumable() {
     let dir = tempfile::tempdir().expect("a temporary directory");
@@ -433,8 +411,8 @@ async fn the_demo_is_deterministic_lineage_ordered_and_resumable() {
     assert_eq!(full.stderr, "");
 
     let resumed: Vec<Value> = head.lines.iter().chain(&rest.lines).cloned().collect();
-    assert_eq!(records(&resumed), records(&full.lines));
-    assert_eq!(records(&resumed).len(), 26);
+    assert_eq!(by_shard(&resumed), by_shard(&full.lines));
+    assert_eq!(by_shard(&resumed).len(), 26);
 
     // Lineage order: every record of the first shard before any of its children's.
     let shards: Vec<&str> = full

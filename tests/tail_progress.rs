@@ -6,24 +6,14 @@
 
 mod support;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::tail::tail_binary;
-use tokio::process::Command;
+use support::tail::{by_shard, tail_command};
 
 /// Stdout's lines and stderr of a demo run with `args`.
 async fn demo(args: &[&str]) -> (Vec<Value>, String) {
-    let run = Command::new(tail_binary())
-        .arg("--demo")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .env_remove("RUST_LOG")
-        .kill_on_drop(true)
-        .output();
+    let run = tail_command(&[&["--demo"], args].concat()).output();
     let out = tokio::time::timeout(Duration::from_secs(30), run)
         .await
         .expect("tail exits in time")
@@ -38,22 +28,6 @@ async fn demo(args: &[&str]) -> (Vec<Value>, String) {
     (lines, stderr)
 }
 
-/// The demo's records without what depends on timing (creation times), in stdout's order
-/// per shard.
-fn records(lines: &[Value]) -> Vec<Value> {
-    let mut records: Vec<Value> = lines
-        .iter()
-        .map(|l| {
-            let mut l = l.clone();
-            l["approximate_creation_time"] = Value::Null;
-            l
-        })
-        .collect();
-    // Siblings interleave as their pages arrive; each shard's own order is kept.
-    records.sort_by_key(|l| l["shard_id"].to_string());
-    records
-}
-
 #[tokio::test]
 async fn until_caught_up_to_a_pipe_prints_no_progress_and_the_same_events() {
     let (plain, quiet) = tokio::join!(demo(&[]), demo(&["--until-caught-up"]));
@@ -64,5 +38,5 @@ async fn until_caught_up_to_a_pipe_prints_no_progress_and_the_same_events() {
     );
     assert_eq!(plain_err, "");
     assert_eq!(caught_up.len(), 26);
-    assert_eq!(records(&caught_up), records(&plain));
+    assert_eq!(by_shard(&caught_up), by_shard(&plain));
 }

@@ -21,6 +21,15 @@ fn cursor(start: ShardStart) -> Cursor {
     Cursor::new(&ARN.into(), "shard-1".into(), start, &options())
 }
 
+/// A cursor in catch-up mode (`until_caught_up`).
+fn catch_up_cursor(start: ShardStart) -> Cursor {
+    let options = Options {
+        catch_up: true,
+        ..Options::default()
+    };
+    Cursor::new(&ARN.into(), "shard-1".into(), start, &options)
+}
+
 fn origin() -> Arc<Origin> {
     Origin::new(ARN.into(), Some("shard-1".into()))
 }
@@ -223,16 +232,7 @@ fn a_closed_shard_reads_its_empty_pages_back_to_back_within_a_bound() {
 
 #[test]
 fn catch_up_ends_an_open_shard_after_three_empty_pages() {
-    let options = Options {
-        catch_up: true,
-        ..Options::default()
-    };
-    let mut c = Cursor::new(
-        &ARN.into(),
-        "shard-1".into(),
-        ShardStart::TrimHorizon,
-        &options,
-    );
+    let mut c = catch_up_cursor(ShardStart::TrimHorizon);
     for _ in 0..2 {
         let step = c.on_page_of(page(vec![]), Some("next".into()));
         assert!(matches!(step.then, Then::Sleep(d) if d == Duration::from_millis(50)));
@@ -330,16 +330,7 @@ fn other_faults_end_the_reader() {
 
 #[test]
 fn pages_of_skipped_records_are_a_backlog_not_an_idle_shard() {
-    let options = Options {
-        catch_up: true,
-        ..Options::default()
-    };
-    let mut c = Cursor::new(
-        &ARN.into(),
-        "shard-1".into(),
-        ShardStart::Since(100),
-        &options,
-    );
+    let mut c = catch_up_cursor(ShardStart::Since(100));
     for n in 0..5 {
         let step = c.on_page_of(page(vec![change(n, 50)]), Some("next".into()));
         assert!(step.page.is_none(), "page {n}");
